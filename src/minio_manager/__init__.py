@@ -1,0 +1,1 @@
+"""MinIO Manager Service: data governance for S3 lakehouses."""

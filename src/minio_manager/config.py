@@ -1,0 +1,111 @@
+"""One settings object, read from the environment (and ``.env``) once at start-up.
+
+A missing required variable stops start-up with a message that names it (and never prints a
+value). Secrets are ``SecretStr`` so that they do not leak through ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from minio_manager.governance.layout import Layout
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Environment variables of SPEC §9, plus tunables with safe defaults."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    minio_endpoint: str
+    minio_root_user: str
+    minio_root_password: SecretStr
+    redis_url: str
+    mms_db_host: str
+    mms_db_port: int = 5432
+    mms_db_name: str
+    mms_db_user: str
+    mms_db_password: SecretStr
+    mms_db_encryption_key: SecretStr
+
+    kbase_auth_url: str = "https://ci.kbase.us/services/auth/"
+    kbase_admin_roles: CommaList = ("KBASE_ADMIN",)
+    kbase_required_roles: CommaList = ("BERDL_USER",)
+
+    cdm_default_bucket: str = "cdm-lake"
+    cdm_default_users_sql_warehouse_prefix: str = "users-sql-warehouse"
+    cdm_default_users_general_warehouse_prefix: str = "users-general-warehouse"
+    cdm_default_tenant_general_warehouse_prefix: str = "tenant-general-warehouse"
+    cdm_default_tenant_sql_warehouse_prefix: str = "tenant-sql-warehouse"
+
+    service_root_path: str = ""
+    log_level: str = "INFO"
+
+    # Tunables (not in the reference): documented in docs/configuration.md.
+    credential_lock_wait_seconds: float = Field(default=30.0, gt=0)
+    credential_lock_expiry_seconds: float = Field(default=120.0, gt=0)
+    policy_lock_wait_seconds: float = Field(default=60.0, gt=0)
+    policy_lock_expiry_seconds: float = Field(default=120.0, gt=0)
+    auth_cache_max_entries: int = Field(default=10_000, gt=0)
+    auth_timeout_seconds: float = Field(default=10.0, gt=0)
+    minio_timeout_seconds: float = Field(default=30.0, gt=0)
+    minio_max_connections: int = Field(default=64, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
+    policy_max_bytes: int = Field(default=20_480, gt=1024)
+    group_cache_seconds: float = Field(default=5.0, ge=0)
+
+    @field_validator("kbase_admin_roles", "kbase_required_roles", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_comma_list(value)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(
+            bucket=self.cdm_default_bucket,
+            users_general_prefix=self.cdm_default_users_general_warehouse_prefix.strip("/"),
+            users_sql_prefix=self.cdm_default_users_sql_warehouse_prefix.strip("/"),
+            tenant_general_prefix=self.cdm_default_tenant_general_warehouse_prefix.strip("/"),
+            tenant_sql_prefix=self.cdm_default_tenant_sql_warehouse_prefix.strip("/"),
+        )
+
+    @property
+    def database_dsn(self) -> str:
+        """Async SQLAlchemy URL without the password (it is passed separately)."""
+        return (
+            f"postgresql+asyncpg://{self.mms_db_user}@{self.mms_db_host}:{self.mms_db_port}"
+            f"/{self.mms_db_name}"
+        )
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when the environment is incomplete or invalid."""
+
+
+def load_settings() -> Settings:
+    """Build settings, turning pydantic's error into one that names variables only."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            reason = "is required but not set" if err["type"] == "missing" else err["msg"]
+            problems.append(f"{name} {reason}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
