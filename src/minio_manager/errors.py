@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+
 class ServiceError(Exception):
     """Base of every error the API reports in the envelope."""
 
@@ -20,78 +21,102 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
+
 class MissingToken(ServiceError):
     code, error_type, status = 10010, "no_token", 401
+
 
 class InvalidToken(ServiceError):
     code, error_type, status = 10020, "invalid_token", 401
 
+
 class InvalidAuthHeader(ServiceError):
     code, error_type, status = 10030, "invalid_auth_header", 401
+
 
 class MissingRole(ServiceError):
     code, error_type, status = 10040, "missing_role", 403
 
+
 class PathInvalid(ServiceError):
     code, error_type, status = 20015, "path_invalid", 400
+
 
 class PolicyOperationError(ServiceError):
     code, error_type, status = 20016, "policy_operation_failed", 500
 
+
 class UserOperationError(ServiceError):
     code, error_type, status = 20030, "user_operation_failed", 400
+
 
 class UserNotFound(ServiceError):
     """Unknown user on an admin call (SPEC FIX: 404 rather than a silent create)."""
 
     code, error_type, status = 20031, "user_not_found", 404
 
+
 class GroupOperationError(ServiceError):
     code, error_type, status = 20040, "group_operation_failed", 400
+
 
 class GroupNotFound(ServiceError):
     code, error_type, status = 20041, "group_not_found", 404
 
+
 class GovernanceViolation(ServiceError):
     code, error_type, status = 20042, "governance_violation", 403
+
 
 class CredentialLockTimeout(ServiceError):
     code, error_type, status = 20045, "credential_lock_timeout", 409
 
+
 class ObjectStoreUnavailable(ServiceError):
     code, error_type, status = 20050, "object_store_unavailable", 503
+
 
 class BucketInvalid(ServiceError):
     code, error_type, status = 30020, "bucket_invalid", 400
 
+
 class RequestValidationFailed(ServiceError):
     code, error_type, status = 30010, "validation_error", 422
+
 
 class TenantBadRequest(ServiceError):
     code, error_type, status = 40010, "tenant_bad_request", 400
 
+
 class TenantForbidden(ServiceError):
     code, error_type, status = 40020, "tenant_forbidden", 403
+
 
 class TenantNotFound(ServiceError):
     code, error_type, status = 40030, "tenant_not_found", 404
 
+
 class NotFound(ServiceError):
     code, error_type, status = 40400, "not_found", 404
+
 
 class AuthServiceUnavailable(ServiceError):
     """KBase auth answered 5xx, timed out or was unreachable: the token may be fine."""
 
     code, error_type, status = 50010, "auth_service_unavailable", 503
 
+
 class DatabaseUnavailable(ServiceError):
     code, error_type, status = 50020, "database_unavailable", 503
+
 
 class LockServiceUnavailable(ServiceError):
     code, error_type, status = 50030, "lock_service_unavailable", 503
 
+
 class InternalError(ServiceError):
     code, error_type, status = 50000, "internal_error", 500
+
 
 def error_body(error: ServiceError) -> dict[str, object]:
     """Render the single error envelope."""

@@ -1,0 +1,63 @@
+"""FastAPI dependencies: who is calling, and may they."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from minio_manager.errors import InvalidAuthHeader, MissingRole, MissingToken
+from minio_manager.services import Services
+
+
+@dataclass(frozen=True)
+class Caller:
+    username: str
+    is_admin: bool
+    token: str
+
+    def __repr__(self) -> str:
+        return f"Caller(username={self.username!r}, is_admin={self.is_admin})"
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None or not header.strip():
+        raise MissingToken("authorization header required")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InvalidAuthHeader("authorization header must be 'Bearer <token>'")
+    return token
+
+
+async def get_caller(request: Request, services: ServicesDep) -> Caller:
+    token = bearer_token(request)
+    user = await services.auth.user_for_token(token)
+    settings = services.settings
+    missing = [r for r in settings.kbase_required_roles if r not in user.custom_roles]
+    if missing:
+        raise MissingRole(f"missing required role(s): {', '.join(missing)}")
+    is_admin = any(r in user.custom_roles for r in settings.kbase_admin_roles)
+    return Caller(username=user.username, is_admin=is_admin, token=token)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def require_admin(caller: CallerDep) -> Caller:
+    if not caller.is_admin:
+        raise MissingRole("this call needs an administrator")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(require_admin)]

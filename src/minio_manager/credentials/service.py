@@ -1,0 +1,110 @@
+"""Issue, cache and rotate a user's object-store credentials.
+
+Order of writes, so that no failure can leave a wrong answer behind:
+- issue: provision in the store (idempotent) → save the encrypted pair → return it;
+- rotate: delete the cached pair → set the new secret in the store → save it.
+A crash between steps leaves *no* cached pair, and the next ``GET /credentials/`` issues a
+fresh, working one. All of it runs under ``credential_lock:{user}`` so concurrent first calls
+(or a rotation racing a login) produce exactly one pair.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minio_manager.audit import store as audit
+from minio_manager.credentials import store
+from minio_manager.credentials.secrets import new_secret
+from minio_manager.credentials.store import StoredCredentials
+from minio_manager.db.engine import transaction
+from minio_manager.errors import CredentialLockTimeout, ServiceError
+from minio_manager.locks import LockManager, credential_lock_name
+from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning.users import UserProvisioner
+
+
+def _lock_timeout(name: str) -> ServiceError:
+    return CredentialLockTimeout(
+        "another credential operation for this user is still running; try again"
+    )
+
+
+class CredentialService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store_: ObjectStore,
+        locks: LockManager,
+        provisioner: UserProvisioner,
+        *,
+        encryption_key: str,
+        lock_wait_seconds: float,
+        lock_expiry_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._store = store_
+        self._locks = locks
+        self._provisioner = provisioner
+        self._key = encryption_key
+        self._wait = lock_wait_seconds
+        self._expiry = lock_expiry_seconds
+
+    def _lock(self, user: str) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(
+            credential_lock_name(user),
+            wait_seconds=self._wait,
+            expiry_seconds=self._expiry,
+            on_timeout=_lock_timeout,
+        )
+
+    async def cached(self, user: str) -> StoredCredentials | None:
+        async with transaction(self._engine) as conn:
+            return await store.fetch(conn, user, self._key)
+
+    async def get_or_issue(self, user: str) -> StoredCredentials:
+        """The hot path: one indexed query when the pair is cached."""
+        found = await self.cached(user)
+        if found is not None:
+            return found
+        async with self._lock(user):
+            found = await self.cached(user)
+            if found is not None:
+                return found
+            return await self._issue(user, actor=user, action="credentials.issue")
+
+    async def create_user(self, user: str, actor: str) -> tuple[StoredCredentials, bool]:
+        """Admin create: provision (or repair) and return the cached pair; True if new."""
+        async with self._lock(user):
+            found = await self.cached(user)
+            if found is not None:
+                await self._provisioner.provision(user, found.secret_key)
+                return found, False
+            return await self._issue(user, actor=actor, action="user.create"), True
+
+    async def rotate(self, user: str, actor: str) -> StoredCredentials:
+        async with self._lock(user):
+            async with transaction(self._engine) as conn:
+                await store.remove(conn, user)
+            secret = new_secret()
+            if await self._store.get_user(user) is None:
+                await self._provisioner.provision(user, secret)
+            else:
+                await self._provisioner.set_secret(user, secret)
+            return await self._save(user, secret, actor=actor, action="credentials.rotate")
+
+    async def forget(self, user: str) -> None:
+        async with transaction(self._engine) as conn:
+            await store.remove(conn, user)
+
+    async def _issue(self, user: str, *, actor: str, action: str) -> StoredCredentials:
+        secret = new_secret()
+        await self._provisioner.provision(user, secret)
+        return await self._save(user, secret, actor=actor, action=action)
+
+    async def _save(self, user: str, secret: str, *, actor: str, action: str) -> StoredCredentials:
+        async with transaction(self._engine) as conn:
+            await store.save(conn, user, user, secret, self._key)
+            await audit.record(conn, actor=actor, action=action, target=user)
+        return StoredCredentials(user, user, secret)

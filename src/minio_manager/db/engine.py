@@ -1,0 +1,63 @@
+"""The async engine, and the translation of "database down" into a 503.
+
+``hide_parameters=True`` keeps bound values (secrets, the pgcrypto key) out of every
+exception message SQLAlchemy builds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from minio_manager.config import Settings
+from minio_manager.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_dsn,
+        connect_args={
+            "password": settings.mms_db_password.get_secret_value(),
+            "timeout": 5,
+            "command_timeout": 30,
+            "server_settings": {"application_name": "minio-manager"},
+        },
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        hide_parameters=True,
+    )
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | TimeoutError | ConnectionError)
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction; a lost or unreachable database becomes ``DatabaseUnavailable``."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except Exception as exc:
+        if _is_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            raise DatabaseUnavailable("the database is unavailable") from None
+        raise
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with transaction(engine) as conn:
+        await conn.execute(text("SELECT 1"))

@@ -1,0 +1,110 @@
+"""PostgreSQL schema (SQLAlchemy Core). Migrations in ``alembic/`` create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+NOW = func.now()
+
+user_credentials = Table(
+    "user_credentials",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("access_key", String(64), nullable=False),
+    Column("secret_key", LargeBinary, nullable=False),  # pgp_sym_encrypt(secret, key)
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
+user_profiles = Table(
+    "user_profiles",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("display_name", Text),
+    Column("email", Text),
+    Column("captured_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
+tenant_metadata = Table(
+    "tenant_metadata",
+    metadata,
+    Column("tenant_name", String(64), primary_key=True),
+    Column("display_name", Text),
+    Column("description", Text),
+    Column("organization", Text),
+    Column("website", String(2048)),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("updated_by", String(64)),
+)
+
+tenant_stewards = Table(
+    "tenant_stewards",
+    metadata,
+    Column(
+        "tenant_name",
+        String(64),
+        ForeignKey("tenant_metadata.tenant_name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("username", String(64), nullable=False),
+    Column("assigned_by", String(64), nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("tenant_name", "username"),
+    Index("ix_tenant_stewards_username", "username"),
+)
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("target_type", String(8), nullable=False),
+    Column("target_name", String(64), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    UniqueConstraint("bucket", "key", "target_type", "target_name", name="uq_shares_grant"),
+    CheckConstraint("target_type IN ('user', 'group')", name="ck_shares_target_type"),
+    CheckConstraint("level IN ('read', 'write')", name="ck_shares_level"),
+    Index("ix_shares_target", "target_type", "target_name"),
+    Index("ix_shares_owner", "owner"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+    Column("request_id", String(64)),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor", "actor"),
+    Index("ix_audit_log_action", "action"),
+    Index("ix_audit_log_target", "target"),
+)

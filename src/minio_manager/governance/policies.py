@@ -1,0 +1,237 @@
+"""The policy renderer: grants in, IAM policy documents out, and back (SPEC §2).
+
+Policy documents are a projection of the template and share records, so rendering must be
+deterministic (re-rendering the same state gives byte-identical JSON) and invertible enough to
+list accessible paths and detect drift. MinIO refuses documents over 20 KiB, so a large grant
+set is split across several self-contained documents, stored as ``{name}``, ``{name}-2``, …
+Pure: no I/O.
+
+Document shape, per bucket (buckets sorted, then keys sorted within each statement)::
+
+    s3:GetBucketLocation  on the bucket
+    s3:ListBucket         on the bucket, StringLike s3:prefix [P, P/*, ...]
+    s3:GetObject          on bucket/P and bucket/P/* for every grant
+    s3:PutObject          on bucket/P and bucket/P/* for write grants   (omitted if none)
+    s3:DeleteObject       on bucket/P/* for write grants                (omitted if none)
+
+Each statement is ``{"Effect": "Allow", "Action": [one action], "Resource": [ARNs]}``: the
+one-element action list is the form MinIO itself returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from minio_manager.errors import PolicyOperationError
+from minio_manager.governance.layout import Grant
+
+POLICY_VERSION = "2012-10-17"
+MAX_POLICY_BYTES = 20480
+"""MinIO's limit on one policy document (20 KiB)."""
+
+ARN_PREFIX = "arn:aws:s3:::"
+GET_BUCKET_LOCATION = "s3:GetBucketLocation"
+LIST_BUCKET = "s3:ListBucket"
+GET_OBJECT = "s3:GetObject"
+PUT_OBJECT = "s3:PutObject"
+DELETE_OBJECT = "s3:DeleteObject"
+
+_READ_ACTIONS = frozenset({GET_OBJECT.lower(), "s3:*", "*"})
+_WRITE_ACTIONS = frozenset({PUT_OBJECT.lower(), "s3:*", "*"})
+
+
+def document_size(doc: Mapping[str, Any]) -> int:
+    """Bytes of ``doc`` in the compact JSON form that must be sent to the store."""
+    return len(json.dumps(doc, separators=(",", ":")).encode())
+
+
+OVERFLOW_SEPARATOR = "--"
+
+
+def policy_names_for(base_name: str, count: int) -> list[str]:
+    """Names of ``count`` documents of one principal: ``base``, ``base--2``, ``base--3``, …
+
+    The separator is doubled because ``-`` is legal in usernames: with a single hyphen the
+    second document of ``alice`` (``user-home-policy-alice-2``) would be the home policy of
+    user ``alice-2``. Usernames can never hold two consecutive hyphens, so ``--`` cannot clash.
+    """
+    if count < 1:
+        raise ValueError("a principal has at least one policy document")
+    return [base_name] + [f"{base_name}{OVERFLOW_SEPARATOR}{n}" for n in range(2, count + 1)]
+
+
+def is_overflow_name(base_name: str, name: str) -> bool:
+    """True for ``base--N`` (N ≥ 2): an overflow document of the principal ``base`` names."""
+    suffix = name.removeprefix(base_name + OVERFLOW_SEPARATOR)
+    return suffix != name and suffix.isdigit() and int(suffix) >= 2
+
+
+def _check(grant: Grant) -> None:
+    if not grant.bucket or not grant.key or grant.key.startswith("/") or grant.key.endswith("/"):
+        raise ValueError(f"malformed grant {grant!r}: need a bucket and a key without edge '/'")
+
+
+def _collapse(grants: Iterable[Grant]) -> dict[tuple[str, str], bool]:
+    """One entry per (bucket, key); write wins over read."""
+    levels: dict[tuple[str, str], bool] = {}
+    for grant in grants:
+        _check(grant)
+        where = (grant.bucket, grant.key)
+        levels[where] = levels.get(where, False) or grant.write
+    return levels
+
+
+def _statement(
+    action: str, resources: list[str], condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": [action], "Resource": resources}
+    if condition is not None:
+        statement["Condition"] = condition
+    return statement
+
+
+def _render(grants: Iterable[Grant]) -> dict[str, Any]:
+    """One document for grants already known to fit; output order ignores input order."""
+    by_bucket: dict[str, dict[str, bool]] = {}
+    for (bucket, key), write in _collapse(grants).items():
+        by_bucket.setdefault(bucket, {})[key] = write
+    statements: list[dict[str, Any]] = []
+    for bucket in sorted(by_bucket):
+        keys = sorted(by_bucket[bucket])
+        writes = [key for key in keys if by_bucket[bucket][key]]
+        objects = f"{ARN_PREFIX}{bucket}/"
+        prefixes = [form for key in keys for form in (key, f"{key}/*")]
+        statements.append(_statement(GET_BUCKET_LOCATION, [f"{ARN_PREFIX}{bucket}"]))
+        statements.append(
+            _statement(
+                LIST_BUCKET,
+                [f"{ARN_PREFIX}{bucket}"],
+                {"StringLike": {"s3:prefix": prefixes}},
+            )
+        )
+        statements.append(_statement(GET_OBJECT, [objects + form for form in prefixes]))
+        if writes:
+            both = [objects + form for key in writes for form in (key, f"{key}/*")]
+            statements.append(_statement(PUT_OBJECT, both))
+            statements.append(_statement(DELETE_OBJECT, [f"{objects}{key}/*" for key in writes]))
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+_EMPTY_SIZE = document_size({"Version": POLICY_VERSION, "Statement": []})
+
+
+def render_policy_documents(
+    grants: Iterable[Grant],
+    *,
+    max_bytes: int = MAX_POLICY_BYTES,
+    pinned: Iterable[Grant] = (),
+) -> list[dict[str, Any]]:
+    """Render grants into as few documents as fit, each at most ``max_bytes`` compact bytes.
+
+    The union of ``grants`` and ``pinned`` is rendered; duplicates collapse and write subsumes
+    read on the same key (nested keys are kept apart). Grants are packed greedily in a fixed
+    order: pinned grants and grants whose key holds a template ``*`` first, then by bucket and
+    key, so templates land in the first document and input order never matters. Every document
+    carries its own GetBucketLocation/ListBucket statements.
+
+    Raises ``ValueError`` for an empty grant set (MinIO rejects a policy with no statements;
+    callers detach/delete the policy instead) or a malformed grant, and
+    ``PolicyOperationError`` when a single grant alone exceeds ``max_bytes``.
+    """
+    pinned = list(pinned)  # iterated twice
+    pinned_keys = set(_collapse(pinned))
+    levels = _collapse([*pinned, *grants])
+    if not levels:
+        raise ValueError("cannot render a policy without grants")
+    ordered = sorted(
+        (Grant(bucket, key, write) for (bucket, key), write in levels.items()),
+        key=lambda g: ((g.bucket, g.key) not in pinned_keys and "*" not in g.key, g.bucket, g.key),
+    )
+    batches: list[list[Grant]] = []
+    current: list[Grant] = []
+    estimate = 0  # an upper bound of the current batch's document size
+    for grant in ordered:
+        alone = document_size(_render([grant]))
+        if alone > max_bytes:
+            raise PolicyOperationError(
+                f"Grant on {grant.bucket}/{grant.key[:80]} alone needs {alone} bytes of policy,"
+                f" over the {max_bytes}-byte limit"
+            )
+        if not current:
+            current, estimate = [grant], alone
+            continue
+        # Merging a grant into a document grows it by at most its own statements plus one
+        # comma, so the exact (costlier) render is needed only near the limit.
+        bound = estimate + alone - _EMPTY_SIZE + 1
+        if bound <= max_bytes:
+            current.append(grant)
+            estimate = bound
+            continue
+        exact = document_size(_render([*current, grant]))
+        if exact <= max_bytes:
+            current.append(grant)
+            estimate = exact
+        else:
+            batches.append(current)
+            current, estimate = [grant], alone
+    batches.append(current)
+    return [_render(batch) for batch in batches]
+
+
+def _field(mapping: Mapping[str, Any], name: str) -> Any:
+    """Look a field up case-insensitively (``Statement`` or ``statement``)."""
+    lowered = name.lower()
+    return next((value for key, value in mapping.items() if key.lower() == lowered), None)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _statements(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [item for item in value if isinstance(item, Mapping)]
+    return []
+
+
+def _object_prefix(resource: str) -> tuple[str, str] | None:
+    """``arn:aws:s3:::b/P`` or ``…/P/*`` → ``(b, P)``; bucket or whole-bucket ARNs → None."""
+    if not resource.startswith(ARN_PREFIX):
+        return None
+    bucket, slash, key = resource[len(ARN_PREFIX) :].partition("/")
+    if key.endswith("/*"):
+        key = key[:-2]
+    if not bucket or not slash or not key or key == "*":
+        return None
+    return bucket, key
+
+
+def grants_from_document(doc: Mapping[str, Any]) -> list[Grant]:
+    """Recover the grants of a policy document, sorted: read from GetObject, write from PutObject.
+
+    Accepts what MinIO returns as well as what ``render_policy_documents`` produces: field names
+    in any case, Statement/Action/Resource as a single value or a list, extra Condition or
+    statements. Non-Allow statements, other actions and bucket-wide resources are ignored, and
+    ``s3:*``/``*`` count as read and write.
+    """
+    levels: dict[tuple[str, str], bool] = {}
+    for statement in _statements(_field(doc, "Statement")):
+        if str(_field(statement, "Effect")).lower() != "allow":
+            continue
+        actions = {action.lower() for action in _strings(_field(statement, "Action"))}
+        reads, writes = bool(actions & _READ_ACTIONS), bool(actions & _WRITE_ACTIONS)
+        if not (reads or writes):
+            continue
+        for resource in _strings(_field(statement, "Resource")):
+            where = _object_prefix(resource)
+            if where is not None:
+                levels[where] = levels.get(where, False) or writes
+    return sorted(Grant(bucket, key, write) for (bucket, key), write in levels.items())

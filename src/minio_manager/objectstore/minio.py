@@ -1,0 +1,342 @@
+"""MinIO adapter of the object-store port: admin REST API and S3 over one pooled client.
+
+Requests are signed with SigV4 and sent with ``httpx.AsyncClient`` (HTTP keep-alive pool), so
+independent calls run concurrently on the event loop. The admin payload cipher is CPU-bound
+(Argon2id) and runs in a worker thread so it never stalls other requests.
+
+Errors: a connection failure, timeout or 5xx is ``ObjectStoreUnavailable`` (503); any other
+refusal is ``ObjectStoreRejected`` carrying MinIO's error code, which services translate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from minio_manager.errors import ObjectStoreUnavailable
+from minio_manager.objectstore.port import StoreGroup, StoreObject, StoreUser
+from minio_manager.objectstore.signing import (
+    canonical_query,
+    decrypt_payload,
+    encode_path,
+    encrypt_payload,
+    signed_headers,
+)
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/minio/admin/v3/"
+S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+NOT_FOUND_CODES = frozenset(
+    {
+        "XMinioAdminNoSuchUser",
+        "XMinioAdminNoSuchGroup",
+        "XMinioAdminNoSuchPolicy",
+        "NoSuchBucket",
+        "NoSuchKey",
+    }
+)
+
+
+class ObjectStoreRejected(Exception):
+    """MinIO answered with a 4xx; ``code`` is its error code (e.g. XMinioAdminNoSuchUser)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.code in NOT_FOUND_CODES or self.status == 404
+
+
+def _split_csv(value: str | None) -> tuple[str, ...]:
+    return tuple(sorted(p for p in (value or "").split(",") if p))
+
+
+class MinioStore:
+    """Object-store port implemented against MinIO."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        timeout_seconds: float = 30.0,
+        max_connections: int = 64,
+        policy_max_bytes: int = 20_480,
+    ) -> None:
+        self._base = endpoint.rstrip("/")
+        if "://" not in self._base:
+            self._base = "http://" + self._base
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self.policy_max_bytes = policy_max_bytes
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    # -- transport -------------------------------------------------------------------------
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes = b"",
+        extra_headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        query = canonical_query(params)
+        url = f"{self._base}{encode_path(path)}" + (f"?{query}" if query else "")
+        headers = signed_headers(
+            method=method,
+            url=url,
+            body=body,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+            extra=extra_headers,
+        )
+        try:
+            response = await self._client.request(
+                method, httpx.URL(url), content=body, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            log.warning("object store unreachable: %s %s: %s", method, path, type(exc).__name__)
+            raise ObjectStoreUnavailable("the object store is unreachable") from None
+        if response.status_code >= 500:
+            log.warning("object store error %s on %s %s", response.status_code, method, path)
+            raise ObjectStoreUnavailable(f"the object store failed (HTTP {response.status_code})")
+        if response.status_code >= 300:
+            raise self._rejection(response)
+        return response
+
+    @staticmethod
+    def _rejection(response: httpx.Response) -> ObjectStoreRejected:
+        code, message = "Unknown", response.text[:300]
+        try:
+            data = response.json()
+            code, message = str(data.get("Code", code)), str(data.get("Message", message))
+        except ValueError:
+            try:
+                root = ET.fromstring(response.content)  # noqa: S314 - trusted local server
+                code = root.findtext("Code") or code
+                message = root.findtext("Message") or message
+            except ET.ParseError:
+                pass
+        return ObjectStoreRejected(response.status_code, code, message)
+
+    async def _admin(
+        self,
+        method: str,
+        command: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> httpx.Response:
+        return await self._send(method, ADMIN_PREFIX + command, params=params, body=body)
+
+    async def _encrypt(self, payload: dict[str, Any]) -> bytes:
+        raw = json.dumps(payload).encode()
+        return await asyncio.to_thread(encrypt_payload, raw, self._secret_key)
+
+    async def _decrypt(self, data: bytes) -> Any:
+        plain = await asyncio.to_thread(decrypt_payload, data, self._secret_key)
+        return json.loads(plain or b"null")
+
+    async def ping(self) -> None:
+        try:
+            response = await self._client.get(f"{self._base}/minio/health/live")
+        except httpx.HTTPError:
+            raise ObjectStoreUnavailable("the object store is unreachable") from None
+        if response.status_code != 200:
+            raise ObjectStoreUnavailable(f"the object store is unhealthy ({response.status_code})")
+        await self._admin("GET", "groups")  # proves the root credentials work too
+
+    # -- users -----------------------------------------------------------------------------
+    async def set_user(self, name: str, secret: str) -> None:
+        body = await self._encrypt({"secretKey": secret, "status": "enabled"})
+        await self._admin("PUT", "add-user", params={"accessKey": name}, body=body)
+
+    async def get_user(self, name: str) -> StoreUser | None:
+        try:
+            response = await self._admin("GET", "user-info", params={"accessKey": name})
+        except ObjectStoreRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        data = response.json()
+        return StoreUser(
+            name=name,
+            policies=_split_csv(data.get("policyName")),
+            groups=tuple(sorted(data.get("memberOf") or ())),
+            enabled=data.get("status", "enabled") == "enabled",
+        )
+
+    async def list_users(self) -> list[str]:
+        response = await self._admin("GET", "list-users")
+        data = await self._decrypt(response.content)
+        return sorted(data or {})
+
+    async def delete_user(self, name: str) -> None:
+        try:
+            await self._admin("DELETE", "remove-user", params={"accessKey": name})
+        except ObjectStoreRejected as exc:
+            if not exc.not_found:
+                raise
+
+    # -- groups ----------------------------------------------------------------------------
+    async def _update_group(self, group: str, members: Sequence[str], remove: bool) -> None:
+        body = json.dumps({"group": group, "members": list(members), "isRemove": remove})
+        await self._admin("PUT", "update-group-members", body=body.encode())
+
+    async def add_group_members(self, group: str, members: Sequence[str]) -> None:
+        await self._update_group(group, members, remove=False)
+
+    async def remove_group_members(self, group: str, members: Sequence[str]) -> None:
+        if not members:
+            return
+        try:
+            await self._update_group(group, members, remove=True)
+        except ObjectStoreRejected as exc:
+            if not exc.not_found:
+                raise
+
+    async def get_group(self, group: str) -> StoreGroup | None:
+        try:
+            response = await self._admin("GET", "group", params={"group": group})
+        except ObjectStoreRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        data = response.json()
+        return StoreGroup(
+            name=group,
+            members=tuple(sorted(data.get("members") or ())),
+            policies=_split_csv(data.get("policy")),
+            enabled=data.get("status", "enabled") == "enabled",
+        )
+
+    async def list_groups(self) -> list[str]:
+        response = await self._admin("GET", "groups")
+        return sorted(response.json() or [])
+
+    async def delete_group(self, group: str) -> None:
+        try:
+            await self._update_group(group, [], remove=True)
+        except ObjectStoreRejected as exc:
+            if not exc.not_found:
+                raise
+
+    # -- policies --------------------------------------------------------------------------
+    async def put_policy(self, name: str, document: dict[str, Any]) -> None:
+        body = json.dumps(document, separators=(",", ":")).encode()
+        await self._admin("PUT", "add-canned-policy", params={"name": name}, body=body)
+
+    async def get_policy(self, name: str) -> dict[str, Any] | None:
+        try:
+            response = await self._admin("GET", "info-canned-policy", params={"name": name})
+        except ObjectStoreRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        data: dict[str, Any] = response.json()
+        if "Policy" in data and "Statement" not in data:
+            inner: dict[str, Any] = data["Policy"]
+            return inner
+        return data
+
+    async def list_policies(self) -> list[str]:
+        response = await self._admin("GET", "list-canned-policies")
+        return sorted(response.json() or {})
+
+    async def delete_policy(self, name: str) -> None:
+        try:
+            await self._admin("DELETE", "remove-canned-policy", params={"name": name})
+        except ObjectStoreRejected as exc:
+            if not exc.not_found:
+                raise
+
+    async def _set_policies(self, entity: str, names: Sequence[str], is_group: bool) -> None:
+        params = {
+            "policyName": ",".join(sorted(set(names))),
+            "userOrGroup": entity,
+            "isGroup": "true" if is_group else "false",
+        }
+        await self._admin("PUT", "set-user-or-group-policy", params=params)
+
+    async def set_user_policies(self, user: str, names: Sequence[str]) -> None:
+        await self._set_policies(user, names, is_group=False)
+
+    async def set_group_policies(self, group: str, names: Sequence[str]) -> None:
+        await self._set_policies(group, names, is_group=True)
+
+    # -- data ------------------------------------------------------------------------------
+    async def _ensure_bucket(self, bucket: str) -> None:
+        try:
+            await self._send("PUT", f"/{bucket}")
+        except ObjectStoreRejected as exc:
+            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    async def ensure_buckets(self, buckets: Sequence[str]) -> None:
+        await asyncio.gather(*(self._ensure_bucket(b) for b in sorted(set(buckets))))
+
+    async def put_objects(self, objects: Sequence[StoreObject]) -> None:
+        await asyncio.gather(
+            *(self._send("PUT", f"/{o.bucket}/{o.key}", body=o.body) for o in objects)
+        )
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        token: str | None = None
+        while True:
+            params = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+            if token:
+                params["continuation-token"] = token
+            try:
+                response = await self._send("GET", f"/{bucket}", params=params)
+            except ObjectStoreRejected as exc:
+                if exc.not_found:
+                    return keys
+                raise
+            root = ET.fromstring(response.content)  # noqa: S314 - trusted local server
+            keys += [el.text or "" for el in root.iter(f"{S3_NS}Key")]
+            token = root.findtext(f"{S3_NS}NextContinuationToken")
+            if root.findtext(f"{S3_NS}IsTruncated") != "true" or not token:
+                return keys
+
+    async def delete_prefix(self, bucket: str, prefix: str) -> int:
+        keys = await self.list_keys(bucket, prefix)
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            root = ET.Element("Delete")
+            ET.SubElement(root, "Quiet").text = "true"
+            for key in batch:
+                ET.SubElement(ET.SubElement(root, "Object"), "Key").text = key
+            body = ET.tostring(root)
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3 needs it
+            await self._send(
+                "POST",
+                f"/{bucket}",
+                params={"delete": ""},
+                body=body,
+                extra_headers={"Content-MD5": md5},
+            )
+        return len(keys)

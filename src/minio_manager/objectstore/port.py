@@ -1,0 +1,83 @@
+"""What governance needs from an object store, and nothing more.
+
+Services depend on this Protocol only, so a second backend (an AWS-IAM-API store such as Ceph
+RGW) can be added without touching routes or services. Every method is idempotent: creating
+what exists or deleting what is gone succeeds, which lets a half-finished operation simply be
+run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StoreUser:
+    name: str
+    policies: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class StoreGroup:
+    name: str
+    members: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class StoreObject:
+    bucket: str
+    key: str
+    body: bytes = field(default=b"", repr=False)
+
+
+class ObjectStore(Protocol):
+    """Users, groups, named policies and attachments, buckets and marker objects."""
+
+    policy_max_bytes: int
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # users
+    async def set_user(self, name: str, secret: str) -> None:
+        """Create the user, or give an existing one a new secret (old one stops working)."""
+
+    async def get_user(self, name: str) -> StoreUser | None: ...
+    async def list_users(self) -> list[str]: ...
+    async def delete_user(self, name: str) -> None: ...
+
+    # groups
+    async def add_group_members(self, group: str, members: Sequence[str]) -> None:
+        """Create the group if needed (also with no members) and add the members."""
+
+    async def remove_group_members(self, group: str, members: Sequence[str]) -> None: ...
+    async def get_group(self, group: str) -> StoreGroup | None: ...
+    async def list_groups(self) -> list[str]: ...
+    async def delete_group(self, group: str) -> None:
+        """Delete an (emptied) group; callers remove members first."""
+
+    # policies
+    async def put_policy(self, name: str, document: dict[str, Any]) -> None:
+        """Create or overwrite a named policy in one call (attachments are kept)."""
+
+    async def get_policy(self, name: str) -> dict[str, Any] | None: ...
+    async def list_policies(self) -> list[str]: ...
+    async def delete_policy(self, name: str) -> None: ...
+    async def set_user_policies(self, user: str, names: Sequence[str]) -> None:
+        """Replace the exact set of policies attached to a user."""
+
+    async def set_group_policies(self, group: str, names: Sequence[str]) -> None:
+        """Replace the exact set of policies attached to a group."""
+
+    # data
+    async def ensure_buckets(self, buckets: Sequence[str]) -> None: ...
+    async def put_objects(self, objects: Sequence[StoreObject]) -> None: ...
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+    async def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; returns how many."""

@@ -1,0 +1,1 @@
+"""Provisioning: turning users and groups into store users, groups, policies and markers."""

@@ -1,0 +1,64 @@
+"""Provisioning of groups: ``g`` and its read-only twin ``g``ro, their policies and markers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
+from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.provisioning.policy_sync import PolicySync
+
+GROUP_README = """Tenant workspace of group {group}.
+
+  {general}   shared storage (shared/, datasets/, projects/)
+  {sql}   Spark SQL warehouse; create databases named {namespace}<name>
+
+Members of {group} can read and write here; members of {group}ro can read.
+"""
+
+
+class GroupProvisioner:
+    def __init__(self, store: ObjectStore, layout: Layout, policies: PolicySync) -> None:
+        self._store = store
+        self._layout = layout
+        self._policies = policies
+        self._buckets_ready = False
+        self._global_ready = False
+
+    async def ensure_buckets(self) -> None:
+        """Create missing buckets once per process (buckets are never deleted by us)."""
+        if not self._buckets_ready:
+            await self._store.ensure_buckets(self._layout.all_buckets)
+            self._buckets_ready = True
+
+    async def ensure_global_groups(self) -> None:
+        """``globalusers`` + ``globalusersro``, created on first use."""
+        if not self._global_ready:
+            await self.ensure_group(GLOBAL_GROUP)
+            self._global_ready = True
+
+    async def ensure_group(self, group: str, members: list[str] | None = None) -> None:
+        """Create ``group`` and ``group``ro (idempotent) with policies and markers."""
+        await self.ensure_buckets()
+        twin = read_only_group(group)
+        await asyncio.gather(
+            self._store.add_group_members(group, members or []),
+            self._store.add_group_members(twin, []),
+        )
+        await asyncio.gather(
+            self._policies.sync_group(group),
+            self._policies.sync_group(twin),
+            self._store.put_objects(self._markers(group)),
+        )
+
+    def _markers(self, group: str) -> list[StoreObject]:
+        objects = [StoreObject(b, k) for b, k in self._layout.group_marker_keys(group)]
+        readme = GROUP_README.format(
+            group=group,
+            general=self._layout.tenant_general_url(group),
+            sql=self._layout.tenant_sql_warehouse_url(group),
+            namespace=self._layout.tenant_namespace_prefix(group),
+        )
+        key = f"{self._layout.tenant_general_key(group)}/README.txt"
+        objects.append(StoreObject(self._layout.bucket, key, readme.encode()))
+        return objects

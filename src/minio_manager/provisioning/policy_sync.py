@@ -1,0 +1,159 @@
+"""Write a principal's policies as a projection of templates + share records.
+
+Each update renders every document from scratch, overwrites the named policies in one call
+each, sets the principal's exact attachment list in one call, then removes overflow policies
+that are no longer needed. It runs under a per-principal Redis lock so two replicas editing
+the same principal cannot interleave and lose a share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minio_manager.db.engine import transaction
+from minio_manager.errors import PolicyOperationError, ServiceError
+from minio_manager.governance.layout import (
+    Grant,
+    Layout,
+    group_policy_name,
+    user_home_policy_name,
+    user_system_policy_name,
+)
+from minio_manager.governance.naming import base_group_of, is_read_only_group
+from minio_manager.governance.policies import (
+    is_overflow_name,
+    policy_names_for,
+    render_policy_documents,
+)
+from minio_manager.locks import LockManager, policy_lock_name
+from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.port import ObjectStore
+from minio_manager.sharing import store as share_store
+
+log = logging.getLogger(__name__)
+
+
+def _policy_lock_timeout(name: str) -> ServiceError:
+    return PolicyOperationError("another policy update is taking too long; try again")
+
+
+def _owned(base: str, name: str) -> bool:
+    return name == base or is_overflow_name(base, name)
+
+
+class PolicySync:
+    def __init__(
+        self,
+        store: ObjectStore,
+        engine: AsyncEngine,
+        locks: LockManager,
+        layout: Layout,
+        *,
+        lock_wait_seconds: float,
+        lock_expiry_seconds: float,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._locks = locks
+        self._layout = layout
+        self._wait = lock_wait_seconds
+        self._expiry = lock_expiry_seconds
+
+    async def _put_documents(
+        self, base: str, template: Sequence[Grant], received: Sequence[Grant] = ()
+    ) -> list[str]:
+        """Overwrite the principal's documents; the template always lands in the first."""
+        documents = render_policy_documents(
+            received, pinned=template, max_bytes=self._store.policy_max_bytes
+        )
+        names = policy_names_for(base, len(documents))
+        try:
+            await asyncio.gather(
+                *(self._store.put_policy(n, d) for n, d in zip(names, documents, strict=True))
+            )
+        except ObjectStoreRejected as exc:
+            log.warning("policy %s rejected: %s", base, exc.code)
+            raise PolicyOperationError(f"the object store refused policy {base}") from None
+        return names
+
+    async def _drop_stale(self, base: str, before: Sequence[str], after: Sequence[str]) -> None:
+        stale = [n for n in before if n not in after and is_overflow_name(base, n)]
+        await asyncio.gather(*(self._store.delete_policy(n) for n in stale))
+
+    async def sync_user(self, user: str) -> list[str]:
+        """Render and apply ``user-home-policy-{u}`` (+ overflow) and the system policy."""
+        async with self._locks.hold(
+            policy_lock_name("user", user),
+            wait_seconds=self._wait,
+            expiry_seconds=self._expiry,
+            on_timeout=_policy_lock_timeout,
+        ):
+            async with transaction(self._engine) as conn:
+                received = await share_store.grants_for(conn, share_store.USER, user)
+            current = await self._store.get_user(user)
+            home = user_home_policy_name(user)
+            home_names, system_names = await asyncio.gather(
+                self._put_documents(home, self._layout.user_home_grants(user), received),
+                self._put_documents(
+                    user_system_policy_name(user), self._layout.user_system_grants(user)
+                ),
+            )
+            attached = [*home_names, *system_names]
+            try:
+                await self._store.set_user_policies(user, attached)
+            except ObjectStoreRejected as exc:
+                raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
+            if current is not None:
+                await self._drop_stale(home, current.policies, attached)
+            return attached
+
+    def group_template(self, group: str) -> list[Grant]:
+        """``{g}`` gets read-write on its tenant paths, ``{g}ro`` read-only on the same."""
+        if is_read_only_group(group):
+            return self._layout.group_grants(base_group_of(group), write=False)
+        return self._layout.group_grants(group, write=True)
+
+    async def sync_group(self, group: str) -> list[str]:
+        """Render and apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro."""
+        async with self._locks.hold(
+            policy_lock_name("group", group),
+            wait_seconds=self._wait,
+            expiry_seconds=self._expiry,
+            on_timeout=_policy_lock_timeout,
+        ):
+            async with transaction(self._engine) as conn:
+                received = await share_store.grants_for(conn, share_store.GROUP, group)
+            current = await self._store.get_group(group)
+            base = group_policy_name(group)
+            names = await self._put_documents(base, self.group_template(group), received)
+            try:
+                await self._store.set_group_policies(group, names)
+            except ObjectStoreRejected as exc:
+                raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
+            if current is not None:
+                await self._drop_stale(base, current.policies, names)
+            return names
+
+    async def remove_user_policies(self, user: str) -> None:
+        """Detach and delete every policy of a user (used when deleting the user)."""
+        current = await self._store.get_user(user)
+        home, system = user_home_policy_name(user), user_system_policy_name(user)
+        names = {home, system}
+        if current is not None:
+            await self._store.set_user_policies(user, [])
+            names |= {n for n in current.policies if _owned(home, n)}
+        await asyncio.gather(*(self._store.delete_policy(n) for n in sorted(names)))
+
+    async def remove_group_policies(self, group: str) -> None:
+        """Detach and delete every policy of a group (used when deleting the group)."""
+        current = await self._store.get_group(group)
+        base = group_policy_name(group)
+        names = {base}
+        if current is not None:
+            await self._store.set_group_policies(group, [])
+            names |= {n for n in current.policies if _owned(base, n)}
+        await asyncio.gather(*(self._store.delete_policy(n) for n in sorted(names)))

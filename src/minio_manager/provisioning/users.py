@@ -1,0 +1,72 @@
+"""Provisioning of a user in the object store (SPEC §1–§2), idempotent end to end.
+
+Every step creates-or-overwrites, so running it again finishes a half-done earlier attempt.
+The credential cache row is written by the caller only after this succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from minio_manager.errors import UserOperationError
+from minio_manager.governance.layout import GLOBAL_GROUP, Layout
+from minio_manager.governance.naming import validate_username
+from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.policy_sync import PolicySync
+
+USER_README = """Welcome, {user}.
+
+This is your personal workspace in the data lakehouse.
+
+  {general}   general storage (data/, notebooks/, shared/)
+  {sql}   Spark SQL warehouse; create databases named {namespace}<name>
+
+Only you can write here. Share a path with others through the MinIO Manager /sharing API.
+"""
+
+
+class UserProvisioner:
+    def __init__(
+        self,
+        store: ObjectStore,
+        layout: Layout,
+        policies: PolicySync,
+        groups: GroupProvisioner,
+    ) -> None:
+        self._store = store
+        self._layout = layout
+        self._policies = policies
+        self._groups = groups
+
+    async def provision(self, user: str, secret: str) -> None:
+        """Create (or repair) the user with ``secret`` as its secret key."""
+        validate_username(user)
+        await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
+        await self.set_secret(user, secret)
+        await asyncio.gather(
+            self._policies.sync_user(user),
+            self._store.add_group_members(GLOBAL_GROUP, [user]),
+            self._store.put_objects(self._markers(user)),
+        )
+
+    async def set_secret(self, user: str, secret: str) -> None:
+        try:
+            await self._store.set_user(user, secret)
+        except ObjectStoreRejected as exc:
+            raise UserOperationError(
+                f"the object store refused user {user!r}: {exc.message}"
+            ) from None
+
+    def _markers(self, user: str) -> list[StoreObject]:
+        objects = [StoreObject(b, k) for b, k in self._layout.user_marker_keys(user)]
+        readme = USER_README.format(
+            user=user,
+            general=self._layout.user_home_urls(user)[0],
+            sql=self._layout.user_sql_warehouse_url(user),
+            namespace=self._layout.user_namespace_prefix(user),
+        )
+        key = f"{self._layout.user_general_key(user)}/README.txt"
+        objects.append(StoreObject(self._layout.bucket, key, readme.encode()))
+        return objects

@@ -1,0 +1,102 @@
+"""The wiring: every long-lived client and service, built once by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
+from minio_manager.config import Settings
+from minio_manager.credentials.service import CredentialService
+from minio_manager.db.engine import create_engine, transaction
+from minio_manager.governance.layout import Layout
+from minio_manager.locks import LockManager
+from minio_manager.objectstore.minio import MinioStore
+from minio_manager.objectstore.port import ObjectStore
+from minio_manager.profiles import store as profiles
+from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.users import UserProvisioner
+
+
+@dataclass
+class Services:
+    settings: Settings
+    layout: Layout
+    engine: AsyncEngine
+    redis: Redis
+    store: ObjectStore
+    auth: KBaseAuthClient
+    locks: LockManager
+    policies: PolicySync
+    groups: GroupProvisioner
+    users: UserProvisioner
+    credentials: CredentialService
+
+    async def close(self) -> None:
+        await self.auth.close()
+        await self.store.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    layout = settings.layout
+    engine = create_engine(settings)
+    redis = Redis.from_url(
+        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+    )
+    store = MinioStore(
+        settings.minio_endpoint,
+        settings.minio_root_user,
+        settings.minio_root_password.get_secret_value(),
+        timeout_seconds=settings.minio_timeout_seconds,
+        max_connections=settings.minio_max_connections,
+        policy_max_bytes=settings.policy_max_bytes,
+    )
+
+    async def capture_profile(user: KBaseUser) -> None:
+        async with transaction(engine) as conn:
+            await profiles.upsert(conn, user.username, user.display_name, user.email)
+
+    auth = KBaseAuthClient(
+        settings.kbase_auth_url,
+        timeout_seconds=settings.auth_timeout_seconds,
+        max_entries=settings.auth_cache_max_entries,
+        on_lookup=capture_profile,
+    )
+    locks = LockManager(redis)
+    policies = PolicySync(
+        store,
+        engine,
+        locks,
+        layout,
+        lock_wait_seconds=settings.policy_lock_wait_seconds,
+        lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+    )
+    groups = GroupProvisioner(store, layout, policies)
+    users = UserProvisioner(store, layout, policies, groups)
+    credentials = CredentialService(
+        engine,
+        store,
+        locks,
+        users,
+        encryption_key=settings.mms_db_encryption_key.get_secret_value(),
+        lock_wait_seconds=settings.credential_lock_wait_seconds,
+        lock_expiry_seconds=settings.credential_lock_expiry_seconds,
+    )
+    return Services(
+        settings=settings,
+        layout=layout,
+        engine=engine,
+        redis=redis,
+        store=store,
+        auth=auth,
+        locks=locks,
+        policies=policies,
+        groups=groups,
+        users=users,
+        credentials=credentials,
+    )

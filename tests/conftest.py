@@ -1,0 +1,106 @@
+"""Shared fixtures: the real stack, the KBase stand-in, and the service in-process.
+
+Integration tests use a dedicated database (``mms_test``, recreated per session) and Redis
+database 15, and give every user and group a random name, so runs never collide with
+``make dev`` data or with each other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from tests.support.kbase import KBase, TestUser
+from tests.support.stack import stack_env
+
+TEST_DB = "mms_test"
+TEST_REDIS_DB = 15
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, str]:
+    env = stack_env()
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def kbase() -> Iterator[KBase]:
+    stub = KBase()
+    yield stub
+    stub.close()
+
+
+async def _recreate_database(env: dict[str, str]) -> None:
+    conn = await asyncpg.connect(
+        host=env["MMS_DB_HOST"],
+        port=int(env["MMS_DB_PORT"]),
+        user=env["MMS_DB_USER"],
+        password=env["MMS_DB_PASSWORD"],
+        database=env["MMS_DB_NAME"],
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def service_env(stack: dict[str, str], kbase: KBase) -> dict[str, str]:
+    """Environment of the service under test (also used to start extra processes)."""
+    redis_url = stack["REDIS_URL"].rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
+    env = {
+        **stack,
+        "MMS_DB_NAME": TEST_DB,
+        "REDIS_URL": redis_url,
+        "KBASE_AUTH_URL": kbase.url,
+        "LOG_LEVEL": "DEBUG",
+    }
+    return env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(stack: dict[str, str], service_env: dict[str, str]) -> AsyncIterator[object]:
+    from minio_manager.config import get_settings
+    from minio_manager.main import create_app
+
+    await _recreate_database(stack)
+    client = aioredis.from_url(service_env["REDIS_URL"])
+    await client.flushdb()
+    await client.aclose()
+    os.environ.update(service_env)
+    get_settings.cache_clear()
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://service", timeout=120
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def user(kbase: KBase) -> TestUser:
+    return kbase.add_user()
+
+
+@pytest.fixture
+def admin(kbase: KBase) -> TestUser:
+    return kbase.add_user(admin=True)
+
+
+@pytest.fixture(scope="session")
+def services(app: object) -> object:
+    return app.state.services  # type: ignore[attr-defined]
