@@ -1,7 +1,7 @@
 """Shared fixtures: the real stack, the KBase stand-in, and the service in-process.
 
-Integration tests use a dedicated database (``mms_test``, recreated per session) and Redis
-database 15, and give every user and group a random name, so runs never collide with
+Integration tests use a database of their own (``mms_test_<pid>``, dropped at the end) and
+Redis database 15, and give every user and group a random name, so runs never collide with
 ``make dev`` data or with each other.
 """
 
@@ -14,12 +14,11 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 
 from tests.support.kbase import KBase, TestUser
 from tests.support.stack import stack_env
 
-TEST_DB = "mms_test"
+TEST_DB = f"mms_test_{os.getpid()}"
 TEST_REDIS_DB = 15
 
 
@@ -37,17 +36,30 @@ def kbase() -> Iterator[KBase]:
     stub.close()
 
 
-async def _recreate_database(env: dict[str, str]) -> None:
-    conn = await asyncpg.connect(
+async def _admin_connection(env: dict[str, str]) -> asyncpg.Connection:
+    return await asyncpg.connect(
         host=env["MMS_DB_HOST"],
         port=int(env["MMS_DB_PORT"]),
         user=env["MMS_DB_USER"],
         password=env["MMS_DB_PASSWORD"],
         database=env["MMS_DB_NAME"],
     )
+
+
+async def _recreate_database(env: dict[str, str]) -> None:
+    """A database of this test session's own, so parallel runs never disturb each other."""
+    conn = await _admin_connection(env)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(env: dict[str, str]) -> None:
+    conn = await _admin_connection(env)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
     finally:
         await conn.close()
 
@@ -72,14 +84,14 @@ async def app(stack: dict[str, str], service_env: dict[str, str]) -> AsyncIterat
     from minio_manager.main import create_app
 
     await _recreate_database(stack)
-    client = aioredis.from_url(service_env["REDIS_URL"])
-    await client.flushdb()
-    await client.aclose()
     os.environ.update(service_env)
     get_settings.cache_clear()
     application = create_app()
-    async with application.router.lifespan_context(application):
-        yield application
+    try:
+        async with application.router.lifespan_context(application):
+            yield application
+    finally:
+        await _drop_database(stack)
 
 
 @pytest_asyncio.fixture(scope="session")

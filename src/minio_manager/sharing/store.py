@@ -20,3 +20,32 @@ async def grants_for(conn: AsyncConnection, target_type: str, target_name: str) 
         .order_by(shares.c.bucket, shares.c.key)
     )
     return [Grant(r.bucket, r.key, write=r.level == "write") for r in rows]
+
+
+Principal = tuple[str, str]  # (target_type, target_name)
+
+
+async def delete_involving_user(conn: AsyncConnection, user: str) -> list[Principal]:
+    """Drop every share a user gave or received; returns the *other* principals affected.
+
+    The caller re-renders the returned principals' policies after committing.
+    """
+    given = await conn.execute(
+        shares.delete()
+        .where(shares.c.owner == user)
+        .returning(shares.c.target_type, shares.c.target_name)
+    )
+    affected = {(r.target_type, r.target_name) for r in given}
+    await conn.execute(
+        shares.delete().where(shares.c.target_type == USER, shares.c.target_name == user)
+    )
+    affected.discard((USER, user))
+    return sorted(affected)
+
+
+async def delete_received_by_group(conn: AsyncConnection, group: str) -> int:
+    """Drop every share a group received (used when the group is deleted)."""
+    result = await conn.execute(
+        shares.delete().where(shares.c.target_type == GROUP, shares.c.target_name == group)
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,31 @@
+# MinIO Manager Service image. Build: docker build -t minio-manager .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    PATH="/app/.venv/bin:$PATH"
+
+# Same uv release as the one the lock file is maintained with.
+RUN pip install --no-cache-dir uv==0.13.9
+
+WORKDIR /app
+
+# Dependencies first (cached while only the code changes), then the project itself.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --locked --no-dev --no-install-project
+
+COPY src ./src
+COPY alembic ./alembic
+COPY alembic.ini ./
+COPY scripts ./scripts
+RUN uv sync --locked --no-dev --no-editable
+
+RUN useradd --system --uid 10001 --no-create-home mms
+USER mms
+
+EXPOSE 8000
+# Migrations run at start-up (alembic.ini is found relative to /app).
+CMD ["uvicorn", "minio_manager.main:app", "--host", "0.0.0.0", "--port", "8000"]
