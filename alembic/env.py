@@ -21,6 +21,7 @@ VERSION_TABLE = "alembic_version_mms"
 MIGRATION_LOCK_ID = 0x4D4D535F4D494752  # "MMS_MIGR"
 
 config = context.config
+settings = config.attributes.get("settings") or get_settings()
 if config.config_file_name and config.attributes.get("configure_logging", True):
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
 
@@ -37,7 +38,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(get_settings())
+    engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
@@ -56,7 +57,7 @@ async def _run_online() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=get_settings().database_dsn,
+        url=settings.database_dsn,
         target_metadata=metadata,
         version_table=VERSION_TABLE,
         literal_binds=True,

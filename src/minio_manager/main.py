@@ -64,9 +64,9 @@ async def _startup_checks(settings: Settings, app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+    settings: Settings = app.state.settings
     configure_logging(settings.log_level)
-    await upgrade_to_head()
+    await upgrade_to_head(settings)
     app.state.services = build_services(settings)
     try:
         await _startup_checks(settings, app)
@@ -108,8 +108,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _envelope(InternalError("internal error; see the service log"))
 
 
-def create_app() -> FastAPI:
-    settings = get_settings()
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` defaults to the environment (tests pass their own)."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="MinIO Manager Service",
         version="0.1.0",
@@ -120,6 +121,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         root_path=settings.service_root_path,
     )
+    app.state.settings = settings
     _install_error_handlers(app)
 
     @app.middleware("http")
