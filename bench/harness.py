@@ -1,0 +1,158 @@
+"""Shared benchmark plumbing: start the KBase stand-in and the service as real processes.
+
+Benchmarks run against the stack of ``scripts/stack.sh`` in a database of their own
+(``mms_bench``, recreated per run) and Redis database 14, so they never touch dev or test data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.stack import stack_env  # noqa: E402
+
+BENCH_DB = "mms_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def recreate_database(env: dict[str, str]) -> None:
+    conn = await asyncpg.connect(
+        host=env["MMS_DB_HOST"],
+        port=int(env["MMS_DB_PORT"]),
+        user=env["MMS_DB_USER"],
+        password=env["MMS_DB_PASSWORD"],
+        database=env["MMS_DB_NAME"],
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Service:
+    url: str
+    kbase_url: str
+    pid: int
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def add_user(self, name: str, *, admin: bool = False) -> str:
+        token = f"bench-{name}-{secrets.token_hex(8)}"
+        roles = ["BERDL_USER", "KBASE_ADMIN"] if admin else ["BERDL_USER"]
+        body = {
+            "user": name,
+            "display": name,
+            "email": f"{name}@bench.example",
+            "customroles": roles,
+            "tokens": [{"token": token, "expires_in_ms": 86_400_000}],
+        }
+        httpx.post(self.kbase_url + "_stub/users", json=body, timeout=10).raise_for_status()
+        return token
+
+
+@contextmanager
+def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
+    env = {**os.environ, **stack_env()}
+    asyncio.run(recreate_database(env))
+    stub = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "kbase_stub.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert stub.stdout is not None
+    kbase_url = stub.stdout.readline().strip().rsplit(" ", 1)[-1]
+    port = free_port()
+    redis_url = env["REDIS_URL"].rsplit("/", 1)[0] + "/14"
+    env.update(
+        MMS_DB_NAME=BENCH_DB,
+        REDIS_URL=redis_url,
+        KBASE_AUTH_URL=kbase_url,
+        LOG_LEVEL="WARNING",
+        **(extra_env or {}),
+    )
+    service = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "minio_manager.main:app",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or service.poll() is not None:
+                raise RuntimeError("service did not become healthy")
+            time.sleep(0.2)
+        yield Service(url=url, kbase_url=kbase_url, pid=service.pid)
+    finally:
+        service.terminate()
+        stub.terminate()
+        service.wait(10)
+        stub.wait(10)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(samples_s: list[float]) -> str:
+    ms = [s * 1000 for s in samples_s]
+    return (
+        f"n={len(ms)} p50={percentile(ms, 50):.1f}ms p99={percentile(ms, 99):.1f}ms "
+        f"mean={statistics.fmean(ms):.1f}ms"
+    )
+
+
+async def closed_loop(
+    concurrency: int, total: int, call: Callable[[int], Awaitable[None]]
+) -> tuple[float, list[float]]:
+    """Run ``total`` calls with ``concurrency`` workers; returns (seconds, latencies)."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:
+            start = time.perf_counter()
+            await call(i)
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies

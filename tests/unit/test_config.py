@@ -1,0 +1,57 @@
+"""Settings: a missing required variable stops start-up with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from minio_manager.config import ConfigurationError, load_settings
+
+REQUIRED = {
+    "MINIO_ENDPOINT": "http://127.0.0.1:9002",
+    "MINIO_ROOT_USER": "root",
+    "MINIO_ROOT_PASSWORD": "very-secret-root-password",
+    "REDIS_URL": "redis://127.0.0.1:6380/0",
+    "MMS_DB_HOST": "127.0.0.1",
+    "MMS_DB_NAME": "mms",
+    "MMS_DB_USER": "mms",
+    "MMS_DB_PASSWORD": "very-secret-db-password",
+    "MMS_DB_ENCRYPTION_KEY": "very-secret-encryption-key",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> pytest.MonkeyPatch:
+    monkeypatch.chdir(str(tmp_path))  # no stray .env
+    for name in [*REQUIRED, "KBASE_ADMIN_ROLES", "KBASE_REQUIRED_ROLES", "MMS_DB_PORT"]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_missing_required_variable_is_named(env: pytest.MonkeyPatch, missing: str) -> None:
+    env.delenv(missing)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert missing in str(caught.value)
+    for secret in ("very-secret-root-password", "very-secret-db-password"):
+        assert secret not in str(caught.value)
+
+
+def test_defaults_and_lists(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KBASE_ADMIN_ROLES", " KBASE_ADMIN , CDM_ADMIN ,")
+    settings = load_settings()
+    assert settings.kbase_admin_roles == ("KBASE_ADMIN", "CDM_ADMIN")
+    assert settings.kbase_required_roles == ("BERDL_USER",)
+    assert settings.mms_db_port == 5432
+    assert settings.kbase_auth_url == "https://ci.kbase.us/services/auth/"
+    assert settings.layout.bucket == "cdm-lake"
+    assert "very-secret" not in repr(settings)
+    assert "very-secret" not in settings.database_dsn
+
+
+def test_invalid_value_is_named(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MMS_DB_PORT", "not-a-port")
+    with pytest.raises(ConfigurationError, match="MMS_DB_PORT"):
+        load_settings()
