@@ -56,6 +56,8 @@ MINIO_PIDFILE="$RUN_DIR/minio.pid"
 REDIS_PIDFILE="$RUN_DIR/redis.pid"
 CACHE_DIR="${MMS_CACHE_DIR:-$HOME/.cache/mms}"
 MINIO_BIN="$CACHE_DIR/minio-$MINIO_VERSION/minio"
+# How our MinIO process is recognised (independent of where the binary came from).
+MINIO_MATCH="server $MINIO_DATA --address"
 TIMEOUT="${MMS_STACK_TIMEOUT:-90}"
 BUILD_TIMEOUT="${MMS_STACK_BUILD_TIMEOUT:-3600}"
 
@@ -328,8 +330,8 @@ postgres_up() {
     if [[ ! -f $PG_DATA/PG_VERSION ]]; then
         log "initialising PostgreSQL cluster in $PG_DATA"
         as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_OS_USER" --no-locale --encoding=UTF8 \
-            --auth-local=peer --auth-host=scram-sha-256 >"$STACK_DIR/initdb.log" 2>&1 ||
-            { tail -n 20 "$STACK_DIR/initdb.log" >&2; die "initdb failed"; }
+            --auth-local=peer --auth-host=scram-sha-256 >"$LOG_DIR/initdb.log" 2>&1 ||
+            { tail -n 20 "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
         echo "include_if_exists = 'mms_stack.conf'" >>"$PG_DATA/postgresql.conf"
     fi
     # Regenerated on every start so a moved checkout or new port takes effect.
@@ -425,7 +427,7 @@ minio_health() { curl -sf -o /dev/null "http://127.0.0.1:$MINIO_PORT/minio/healt
 
 minio_up() {
     local pid
-    if pid=$(live_pid "$MINIO_PIDFILE" "$MINIO_BIN"); then
+    if pid=$(live_pid "$MINIO_PIDFILE" "$MINIO_MATCH"); then
         log "minio: already running (pid $pid, 127.0.0.1:$MINIO_PORT)"
     else
         ensure_minio_binary
@@ -436,7 +438,7 @@ minio_up() {
         (
             close_inherited_fds
             # The root password reaches MinIO through its environment only.
-            export MINIO_ROOT_USER MINIO_ROOT_PASSWORD MINIO_BROWSER=on
+            export MINIO_ROOT_USER MINIO_ROOT_PASSWORD
             # setsid: own session, so a Ctrl-C in `make dev` does not stop the stack.
             setsid nohup "$MINIO_BIN" server "$MINIO_DATA" \
                 --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" \
@@ -450,7 +452,7 @@ minio_up() {
 
 minio_down() {
     local pid
-    if pid=$(live_pid "$MINIO_PIDFILE" "$MINIO_BIN"); then
+    if pid=$(live_pid "$MINIO_PIDFILE" "$MINIO_MATCH"); then
         stop_pid minio "$pid"
         log "minio: stopped"
     else
@@ -522,7 +524,7 @@ cmd_status() {
         printf 'redis     stopped                127.0.0.1:%s\n' "$REDIS_PORT"
         down=1
     fi
-    if pid=$(live_pid "$MINIO_PIDFILE" "$MINIO_BIN"); then
+    if pid=$(live_pid "$MINIO_PIDFILE" "$MINIO_MATCH"); then
         printf 'minio     running  pid %-8s 127.0.0.1:%s  console 127.0.0.1:%s\n' "$pid" "$MINIO_PORT" "$MINIO_CONSOLE_PORT"
     else
         printf 'minio     stopped                127.0.0.1:%s\n' "$MINIO_PORT"
