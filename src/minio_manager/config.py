@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     auth_timeout_seconds: float = Field(default=10.0, gt=0)
     minio_timeout_seconds: float = Field(default=30.0, gt=0)
     minio_max_connections: int = Field(default=64, gt=0)
-    db_pool_size: int = Field(default=10, gt=0)
+    db_pool_size: int = Field(default=20, gt=0)
     policy_max_bytes: int = Field(default=20_480, gt=1024)
     group_cache_seconds: float = Field(default=5.0, ge=0)
 

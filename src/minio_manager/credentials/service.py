@@ -18,7 +18,7 @@ from minio_manager.audit import store as audit
 from minio_manager.credentials import store
 from minio_manager.credentials.secrets import new_secret
 from minio_manager.credentials.store import StoredCredentials
-from minio_manager.db.engine import transaction
+from minio_manager.db.engine import read, transaction
 from minio_manager.errors import CredentialLockTimeout, ServiceError
 from minio_manager.locks import LockManager, credential_lock_name
 from minio_manager.objectstore.port import ObjectStore
@@ -60,8 +60,7 @@ class CredentialService:
         )
 
     async def cached(self, user: str) -> StoredCredentials | None:
-        async with transaction(self._engine) as conn:
-            return await store.fetch(conn, user, self._key)
+        return await read(self._engine, lambda conn: store.fetch(conn, user, self._key))
 
     async def get_or_issue(self, user: str) -> StoredCredentials:
         """The hot path: one indexed query when the pair is cached."""

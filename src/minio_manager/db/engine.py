@@ -7,8 +7,9 @@ exception message SQLAlchemy builds.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -18,6 +19,7 @@ from minio_manager.config import Settings
 from minio_manager.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -30,8 +32,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "server_settings": {"application_name": "minio-manager"},
         },
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        max_overflow=0,  # overflow connections are opened and closed per burst: costly
+        # No pre-ping: it would add a round trip to every request. A connection that went
+        # stale (database restart) is retried once by ``read`` and reported as 503 otherwise.
+        pool_recycle=1800,
         pool_timeout=10,
         hide_parameters=True,
     )
@@ -61,3 +65,27 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 async def ping(engine: AsyncEngine) -> None:
     async with transaction(engine) as conn:
         await conn.execute(text("SELECT 1"))
+
+
+async def read(engine: AsyncEngine, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run a read in autocommit mode: one round trip, no BEGIN/COMMIT.
+
+    A pooled connection that died since its last use (e.g. after a database restart) is
+    discarded and the read is tried once more on a fresh connection.
+    """
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await query(auto)
+        except DBAPIError as exc:
+            if attempt == 1 and exc.connection_invalidated:
+                continue
+            if _is_unavailable(exc):
+                log.warning("database unavailable: %s", type(exc).__name__)
+                raise DatabaseUnavailable("the database is unavailable") from None
+            raise
+        except (OSError, TimeoutError) as exc:
+            log.warning("database unavailable: %s", type(exc).__name__)
+            raise DatabaseUnavailable("the database is unavailable") from None
+    raise DatabaseUnavailable("the database is unavailable")
