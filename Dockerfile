@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    PATH="/app/.venv/bin:$PATH"
+    PATH="/app/.venv/bin:$PATH" \
+    MMS_ALEMBIC_INI=/app/alembic.ini
 
 # Same uv release as the one the lock file is maintained with.
 RUN pip install --no-cache-dir uv==0.13.9
@@ -27,5 +28,6 @@ RUN useradd --system --uid 10001 --no-create-home mms
 USER mms
 
 EXPOSE 8000
-# Migrations run at start-up (alembic.ini is found relative to /app).
+# Migrations run at start-up from /app/alembic.ini (MMS_ALEMBIC_INI: the package itself is
+# installed into the venv, away from the repository layout).
 CMD ["uvicorn", "minio_manager.main:app", "--host", "0.0.0.0", "--port", "8000"]
