@@ -20,7 +20,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import closed_loop, running_service, summary  # noqa: E402
+from harness import closed_loop, running_service, summary
 
 NEW_USERS = int(os.environ.get("BENCH_NEW_USERS", "100"))
 REQUESTS_PER_LEVEL = int(os.environ.get("BENCH_REQUESTS", "3000"))

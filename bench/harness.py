@@ -99,8 +99,16 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service
     )
     service = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "minio_manager.main:app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "minio_manager.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
             "--no-access-log",
         ],
         env=env,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from minio_manager.audit.router import router as audit_router
 from minio_manager.config import Settings, get_settings
 from minio_manager.credentials.router import router as credentials_router
 from minio_manager.db.engine import transaction
@@ -26,8 +27,13 @@ from minio_manager.errors import (
     error_body,
 )
 from minio_manager.health.router import router as health_router
+from minio_manager.management.policies_router import router as policies_router
+from minio_manager.management.router import router as management_router
 from minio_manager.request_context import request_id_var
 from minio_manager.services import build_services
+from minio_manager.sharing.router import router as sharing_router
+from minio_manager.tenants.router import router as tenants_router
+from minio_manager.workspaces.router import router as workspaces_router
 
 log = logging.getLogger("minio_manager")
 
@@ -137,7 +143,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = rid[:64]
         return response
 
-    for router in (health_router, credentials_router):
+    for router in (
+        health_router,
+        credentials_router,
+        sharing_router,
+        policies_router,
+        audit_router,
+        tenants_router,
+        workspaces_router,
+        management_router,
+    ):
         app.include_router(router)
     return app
 

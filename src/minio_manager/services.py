@@ -13,12 +13,18 @@ from minio_manager.credentials.service import CredentialService
 from minio_manager.db.engine import create_engine, transaction
 from minio_manager.governance.layout import Layout
 from minio_manager.locks import LockManager
+from minio_manager.management.service import ManagementService
 from minio_manager.objectstore.minio import MinioStore
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.membership import GroupMembership
 from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.regenerate import PolicyRegenerator
 from minio_manager.provisioning.users import UserProvisioner
+from minio_manager.sharing.service import SharingService
+from minio_manager.tenants.service import TenantService
+from minio_manager.workspaces.service import WorkspaceService
 
 
 @dataclass
@@ -34,6 +40,12 @@ class Services:
     groups: GroupProvisioner
     users: UserProvisioner
     credentials: CredentialService
+    membership: GroupMembership
+    tenants: TenantService
+    management: ManagementService
+    workspaces: WorkspaceService
+    sharing: SharingService
+    regenerator: PolicyRegenerator
 
     async def close(self) -> None:
         await self.auth.close()
@@ -48,7 +60,7 @@ def build_services(settings: Settings) -> Services:
     redis = Redis.from_url(
         settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
     )
-    store = MinioStore(
+    minio = MinioStore(
         settings.minio_endpoint,
         settings.minio_root_user,
         settings.minio_root_password.get_secret_value(),
@@ -56,6 +68,9 @@ def build_services(settings: Settings) -> Services:
         max_connections=settings.minio_max_connections,
         policy_max_bytes=settings.policy_max_bytes,
     )
+    # Everyone uses the tracking view, so every membership change invalidates the cache.
+    membership = GroupMembership(minio, ttl_seconds=settings.group_cache_seconds)
+    store = membership.store
 
     async def capture_profile(user: KBaseUser) -> None:
         async with transaction(engine) as conn:
@@ -99,4 +114,32 @@ def build_services(settings: Settings) -> Services:
         groups=groups,
         users=users,
         credentials=credentials,
+        membership=membership,
+        tenants=TenantService(
+            engine,
+            store,
+            membership,
+            locks,
+            auth,
+            layout,
+            lock_wait_seconds=settings.policy_lock_wait_seconds,
+            lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+        ),
+        management=ManagementService(
+            engine,
+            store,
+            membership,
+            locks,
+            credentials,
+            policies,
+            groups,
+            layout,
+            credential_lock_wait_seconds=settings.credential_lock_wait_seconds,
+            credential_lock_expiry_seconds=settings.credential_lock_expiry_seconds,
+            group_lock_wait_seconds=settings.policy_lock_wait_seconds,
+            group_lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+        ),
+        workspaces=WorkspaceService(store, membership, layout),
+        sharing=SharingService(engine, store, layout, policies, groups),
+        regenerator=PolicyRegenerator(engine, store, policies),
     )

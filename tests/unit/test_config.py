@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minio_manager.config import ConfigurationError, load_settings
+from minio_manager.config import ConfigurationError, Settings, load_settings
 
 REQUIRED = {
     "MINIO_ENDPOINT": "http://127.0.0.1:9002",
@@ -22,8 +22,8 @@ REQUIRED = {
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> pytest.MonkeyPatch:
     monkeypatch.chdir(str(tmp_path))  # no stray .env
-    for name in [*REQUIRED, "KBASE_ADMIN_ROLES", "KBASE_REQUIRED_ROLES", "MMS_DB_PORT"]:
-        monkeypatch.delenv(name, raising=False)
+    for name in Settings.model_fields:  # integration fixtures may have set any of them
+        monkeypatch.delenv(name.upper(), raising=False)
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
     return monkeypatch

@@ -124,3 +124,24 @@ def owner_home_of(path: SharePath, layout: Layout, user: str) -> bool:
     return path.bucket == layout.bucket and any(
         is_within(path.key, home) for home in layout.user_home_keys(user)
     )
+
+
+def home_owner_of(path: SharePath, layout: Layout) -> str | None:
+    """The user whose home prefix holds ``path``, if any (``…/users-general-warehouse/u/…``).
+
+    Used where the caller is not the owner (an admin asking who can read a path), so the
+    owner can still be named in the answer.
+    """
+    if path.bucket != layout.bucket:
+        return None
+    for prefix in (layout.users_general_prefix, layout.users_sql_prefix):
+        rest = path.key.removeprefix(prefix + "/")
+        if rest != path.key and rest:
+            return rest.split("/", 1)[0]
+    return None
+
+
+def self_and_ancestors(key: str) -> list[str]:
+    """``a/b/c`` → ``[a, a/b, a/b/c]``: every key whose grant covers ``key``."""
+    parts = key.split("/")
+    return ["/".join(parts[: n + 1]) for n in range(len(parts))]

@@ -235,3 +235,38 @@ def grants_from_document(doc: Mapping[str, Any]) -> list[Grant]:
             if where is not None:
                 levels[where] = levels.get(where, False) or writes
     return sorted(Grant(bucket, key, write) for (bucket, key), write in levels.items())
+
+
+def _canonical_value(value: Any) -> Any:
+    """Lists become sorted lists (of canonical items), mappings get lower-case keys."""
+    if isinstance(value, Mapping):
+        return {str(k).lower(): _canonical_value(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = [_canonical_value(item) for item in value]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    return value
+
+
+def canonical_document(doc: Mapping[str, Any]) -> str:
+    """A comparison key for a policy document that ignores order and field-name case.
+
+    MinIO stores actions, resources and condition values as sets and returns them in an
+    arbitrary order, so a stored document never equals the rendered one byte for byte; two
+    documents granting the same thing have equal canonical forms. A lone string and a
+    one-element list are the same to IAM and are made equal here. Empty ``Sid`` fields are
+    dropped, since MinIO may add them.
+    """
+    statements = []
+    for statement in _statements(_field(doc, "Statement")):
+        shaped: dict[str, Any] = {}
+        for key, value in statement.items():
+            name = str(key).lower()
+            if name == "sid" and not value:
+                continue
+            shaped[name] = [value] if isinstance(value, str) and name != "effect" else value
+        statements.append(_canonical_value(shaped))
+    canonical = {
+        "version": _field(doc, "Version"),
+        "statement": sorted(statements, key=lambda st: json.dumps(st, sort_keys=True)),
+    }
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"))

@@ -46,6 +46,14 @@ NOT_FOUND_CODES = frozenset(
 )
 
 
+RETRYABLE_TRANSPORT_ERRORS = (
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+    httpx.ConnectError,
+)
+
+
 class ObjectStoreRejected(Exception):
     """MinIO answered with a 4xx; ``code`` is its error code (e.g. XMinioAdminNoSuchUser)."""
 
@@ -113,19 +121,38 @@ class MinioStore:
             secret_key=self._secret_key,
             extra=extra_headers,
         )
-        try:
-            response = await self._client.request(
-                method, httpx.URL(url), content=body, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            log.warning("object store unreachable: %s %s: %s", method, path, type(exc).__name__)
-            raise ObjectStoreUnavailable("the object store is unreachable") from None
+        response = await self._request_with_retry(method, url, body, headers, path)
         if response.status_code >= 500:
             log.warning("object store error %s on %s %s", response.status_code, method, path)
             raise ObjectStoreUnavailable(f"the object store failed (HTTP {response.status_code})")
         if response.status_code >= 300:
             raise self._rejection(response)
         return response
+
+    async def _request_with_retry(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], path: str
+    ) -> httpx.Response:
+        """Send once more when a pooled keep-alive connection turns out to be dead.
+
+        Every call this adapter makes is idempotent (create-or-overwrite, delete-if-present),
+        so repeating one after a connection-level failure is safe. Timeouts are not retried.
+        """
+        error: httpx.HTTPError | None = None
+        for attempt in (1, 2):
+            try:
+                return await self._client.request(
+                    method, httpx.URL(url), content=body, headers=headers
+                )
+            except RETRYABLE_TRANSPORT_ERRORS as exc:
+                if attempt == 1:
+                    log.debug("retrying %s %s after %s", method, path, type(exc).__name__)
+                    continue
+                error = exc
+            except httpx.HTTPError as exc:
+                error = exc
+            break
+        log.warning("object store unreachable: %s %s: %s", method, path, type(error).__name__)
+        raise ObjectStoreUnavailable("the object store is unreachable")
 
     @staticmethod
     def _rejection(response: httpx.Response) -> ObjectStoreRejected:

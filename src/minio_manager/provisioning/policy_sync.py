@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,22 +64,44 @@ class PolicySync:
         self._wait = lock_wait_seconds
         self._expiry = lock_expiry_seconds
 
-    async def _put_documents(
+    def _render(
         self, base: str, template: Sequence[Grant], received: Sequence[Grant] = ()
-    ) -> list[str]:
-        """Overwrite the principal's documents; the template always lands in the first."""
+    ) -> dict[str, dict[str, Any]]:
+        """Name → document for one policy family; the template always lands in the first."""
         documents = render_policy_documents(
             received, pinned=template, max_bytes=self._store.policy_max_bytes
         )
-        names = policy_names_for(base, len(documents))
+        return dict(zip(policy_names_for(base, len(documents)), documents, strict=True))
+
+    async def _put_documents(
+        self, base: str, template: Sequence[Grant], received: Sequence[Grant] = ()
+    ) -> list[str]:
+        """Overwrite the principal's documents (one call each)."""
+        rendered = self._render(base, template, received)
         try:
-            await asyncio.gather(
-                *(self._store.put_policy(n, d) for n, d in zip(names, documents, strict=True))
-            )
+            await asyncio.gather(*(self._store.put_policy(n, d) for n, d in rendered.items()))
         except ObjectStoreRejected as exc:
             log.warning("policy %s rejected: %s", base, exc.code)
             raise PolicyOperationError(f"the object store refused policy {base}") from None
-        return names
+        return list(rendered)
+
+    async def _received(self, target_type: str, name: str) -> list[Grant]:
+        async with transaction(self._engine) as conn:
+            return await share_store.grants_for(conn, target_type, name)
+
+    async def render_user(self, user: str) -> dict[str, dict[str, Any]]:
+        """What ``sync_user`` would write now (name → document), without writing it."""
+        received = await self._received(share_store.USER, user)
+        home = self._render(
+            user_home_policy_name(user), self._layout.user_home_grants(user), received
+        )
+        system = self._render(user_system_policy_name(user), self._layout.user_system_grants(user))
+        return {**home, **system}
+
+    async def render_group(self, group: str) -> dict[str, dict[str, Any]]:
+        """What ``sync_group`` would write now (name → document), without writing it."""
+        received = await self._received(share_store.GROUP, group)
+        return self._render(group_policy_name(group), self.group_template(group), received)
 
     async def _drop_stale(self, base: str, before: Sequence[str], after: Sequence[str]) -> None:
         stale = [n for n in before if n not in after and is_overflow_name(base, n)]
@@ -92,8 +115,8 @@ class PolicySync:
             expiry_seconds=self._expiry,
             on_timeout=_policy_lock_timeout,
         ):
-            async with transaction(self._engine) as conn:
-                received = await share_store.grants_for(conn, share_store.USER, user)
+            # Read inside the lock: whoever renders last has seen every committed record.
+            received = await self._received(share_store.USER, user)
             current = await self._store.get_user(user)
             home = user_home_policy_name(user)
             home_names, system_names = await asyncio.gather(
@@ -125,8 +148,7 @@ class PolicySync:
             expiry_seconds=self._expiry,
             on_timeout=_policy_lock_timeout,
         ):
-            async with transaction(self._engine) as conn:
-                received = await share_store.grants_for(conn, share_store.GROUP, group)
+            received = await self._received(share_store.GROUP, group)
             current = await self._store.get_group(group)
             base = group_policy_name(group)
             names = await self._put_documents(base, self.group_template(group), received)

@@ -1,0 +1,134 @@
+"""Benchmark of POST /sharing/share against a target that already holds many shares.
+
+Prints figures; no pass/fail. For each level (10, 100, 1000 shares held by one target user):
+
+- seeding: the missing records are inserted straight into PostgreSQL, then one share call
+  through the API renders all of them (so the policies really hold N grants);
+- measured: ``BENCH_SHARE_SAMPLES`` share calls of a fresh path to that target, one at a time,
+  each followed by an unmeasured unshare, so the target keeps holding N shares throughout.
+
+Every share re-renders all of the target's documents (the projection is rebuilt from the
+records each time), so latency grows with the number of shares held and the number of
+policy documents they spill into. The service runs as its own process; client, service and
+stack share the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import BENCH_DB, running_service, summary
+from tests.support.stack import stack_env
+
+from minio_manager.objectstore.minio import MinioStore
+
+LEVELS = tuple(int(n) for n in os.environ.get("BENCH_SHARE_LEVELS", "10,100,1000").split(","))
+SAMPLES = int(os.environ.get("BENCH_SHARE_SAMPLES", "40"))
+BUCKET = "cdm-lake"
+
+
+def home_key(user: str, rest: str) -> str:
+    return f"users-general-warehouse/{user}/{rest}"
+
+
+async def seed(owner: str, target: str, start: int, stop: int) -> None:
+    """Insert records ``start..stop-1`` directly (no policy rendering)."""
+    env = stack_env()
+    conn = await asyncpg.connect(
+        host=env["MMS_DB_HOST"],
+        port=int(env["MMS_DB_PORT"]),
+        user=env["MMS_DB_USER"],
+        password=env["MMS_DB_PASSWORD"],
+        database=BENCH_DB,
+    )
+    try:
+        await conn.executemany(
+            "INSERT INTO shares (owner, bucket, key, target_type, target_name, level, created_by)"
+            " VALUES ($1, $2, $3, 'user', $4, 'write', $1)",
+            [
+                (owner, BUCKET, home_key(owner, f"seed/d{n:05d}"), target)
+                for n in range(start, stop)
+            ],
+        )
+    finally:
+        await conn.close()
+
+
+async def policy_count(target: str) -> int:
+    env = stack_env()
+    store = MinioStore(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    try:
+        user = await store.get_user(target)
+        return len(user.policies) if user else 0
+    finally:
+        await store.close()
+
+
+async def run(base_url: str, owner: str, owner_token: str, target: str, target_token: str) -> None:
+    headers = {"Authorization": f"Bearer {owner_token}"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+        for token in (owner_token, target_token):
+            response = await client.get(
+                "/credentials/", headers={"Authorization": f"Bearer {token}"}
+            )
+            response.raise_for_status()
+
+        async def call(endpoint: str, body: dict[str, object]) -> float:
+            start = time.perf_counter()
+            response = await client.post(endpoint, json=body, headers=headers)
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200:
+                raise RuntimeError(f"{endpoint} answered {response.status_code}: {response.text}")
+            return elapsed
+
+        def path(rest: str) -> str:
+            return f"s3a://{BUCKET}/{home_key(owner, rest)}"
+
+        held = 0
+        for level in LEVELS:
+            # N-1 records straight into PostgreSQL, then the Nth through the API renders all N.
+            await seed(owner, target, held, level - 1)
+            render = await call(
+                "/sharing/share", {"path": path(f"seed/d{level - 1:05d}"), "with_users": [target]}
+            )
+            held = level
+            documents = await policy_count(target)
+            shares: list[float] = []
+            unshares: list[float] = []
+            for n in range(SAMPLES):
+                probe = path(f"probe/l{level}/p{n:03d}")
+                shares.append(await call("/sharing/share", {"path": probe, "with_users": [target]}))
+                unshares.append(
+                    await call("/sharing/unshare", {"path": probe, "from_users": [target]})
+                )
+            print(
+                f"target holding {level:>5} shares ({documents} policies attached; seeded by"
+                f" direct INSERT + one API share that rendered them in {render * 1000:.0f}ms)"
+            )
+            print(f"  share   {summary(shares)}")
+            print(f"  unshare {summary(unshares)}")
+
+
+def main() -> None:
+    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"levels {LEVELS}, {SAMPLES} sequential share (+unshare) calls per level")
+    with running_service() as service:
+        owner, target = "benchowner", "benchtarget"
+        owner_token = service.add_user(owner)
+        target_token = service.add_user(target)
+        asyncio.run(run(service.url, owner, owner_token, target, target_token))
+        print(f"service peak RSS: {service.peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

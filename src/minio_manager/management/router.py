@@ -1,0 +1,122 @@
+"""/management users and groups (SPEC §4.5): admin, except the two group listings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from minio_manager.auth.deps import AdminDep, CallerDep, ServicesDep
+from minio_manager.management.schemas import (
+    GroupListResponse,
+    GroupManagementResponse,
+    GroupNamesResponse,
+    ResourceDeleteResponse,
+    RotateAllResponse,
+    UserListResponse,
+    UserManagementResponse,
+    UserNamesResponse,
+)
+
+router = APIRouter(prefix="/management", tags=["management"])
+
+MAX_PAGE_SIZE = 500
+
+
+# -- users ------------------------------------------------------------------------------------
+@router.get("/users/names", response_model=UserNamesResponse)
+async def list_user_names(caller: AdminDep, services: ServicesDep) -> UserNamesResponse:
+    """Every username in the object store."""
+    return await services.management.user_names(caller)
+
+
+@router.get("/users", response_model=UserListResponse)
+async def list_users(
+    caller: AdminDep,
+    services: ServicesDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> UserListResponse:
+    """One page of users with their groups and policy counts."""
+    return await services.management.list_users(caller, page, page_size)
+
+
+@router.post(
+    "/users/{username}", response_model=UserManagementResponse, status_code=status.HTTP_201_CREATED
+)
+async def create_user(
+    username: str, caller: AdminDep, services: ServicesDep
+) -> UserManagementResponse:
+    """Create (or repair) a user; returns the credentials now in force."""
+    return await services.management.create_user(caller, username)
+
+
+@router.post("/users/{username}/rotate-credentials", response_model=UserManagementResponse)
+async def rotate_user_credentials(
+    username: str, caller: AdminDep, services: ServicesDep
+) -> UserManagementResponse:
+    """Give an existing user a new secret; the old one stops working at once."""
+    return await services.management.rotate_user(caller, username)
+
+
+@router.delete("/users/{username}", response_model=ResourceDeleteResponse)
+async def delete_user(
+    username: str, caller: AdminDep, services: ServicesDep
+) -> ResourceDeleteResponse:
+    """Delete a user with their credentials, policies, memberships, stewardships, shares and
+    data."""
+    return await services.management.delete_user(caller, username)
+
+
+@router.post("/credentials/rotate-all-credentials", response_model=RotateAllResponse)
+async def rotate_all_credentials(caller: AdminDep, services: ServicesDep) -> RotateAllResponse:
+    """Rotate every issued credential; failures are reported per user and do not stop the run."""
+    return await services.management.rotate_all(caller)
+
+
+# -- groups -----------------------------------------------------------------------------------
+@router.get("/groups", response_model=GroupListResponse)
+async def list_groups(_: CallerDep, services: ServicesDep) -> GroupListResponse:
+    """Every group with its members (any user)."""
+    return await services.management.list_groups()
+
+
+@router.get("/groups/names", response_model=GroupNamesResponse)
+async def list_group_names(_: CallerDep, services: ServicesDep) -> GroupNamesResponse:
+    """Every group name (any user)."""
+    return await services.management.group_names()
+
+
+@router.post(
+    "/groups/{group}", response_model=GroupManagementResponse, status_code=status.HTTP_201_CREATED
+)
+async def create_group(
+    group: str, caller: AdminDep, services: ServicesDep
+) -> GroupManagementResponse:
+    """Create group ``g`` and its read-only twin ``g``ro, with policies and storage."""
+    return await services.management.create_group(caller, group)
+
+
+@router.post("/groups/{group}/members/{username}", response_model=GroupManagementResponse)
+async def add_group_member(
+    group: str, username: str, caller: AdminDep, services: ServicesDep
+) -> GroupManagementResponse:
+    """Add a user to one group (``g`` or ``g``ro)."""
+    return await services.management.add_member(caller, group, username)
+
+
+@router.delete("/groups/{group}/members/{username}", response_model=GroupManagementResponse)
+async def remove_group_member(
+    group: str, username: str, caller: AdminDep, services: ServicesDep
+) -> GroupManagementResponse:
+    """Remove a user from one group (``g`` or ``g``ro)."""
+    return await services.management.remove_member(caller, group, username)
+
+
+@router.delete("/groups/{group}", response_model=ResourceDeleteResponse)
+async def delete_group(
+    group: str, caller: AdminDep, services: ServicesDep
+) -> ResourceDeleteResponse:
+    """Delete ``g`` and ``g``ro after emptying them, with their policies, shares, data and
+    tenant metadata."""
+    return await services.management.delete_group(caller, group)

@@ -1,0 +1,517 @@
+"""Admin management of users and groups (SPEC §4.5).
+
+Deletions are ordered so that an interrupted run can simply be repeated: the principal itself
+(the MinIO user, or the two groups) goes last, so "does it still exist?" stays true until
+everything else of it is gone, and every earlier step is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minio_manager.audit import store as audit
+from minio_manager.credentials import store as credential_store
+from minio_manager.credentials.service import CredentialService
+from minio_manager.credentials.store import StoredCredentials
+from minio_manager.db.engine import transaction
+from minio_manager.errors import (
+    CredentialLockTimeout,
+    GroupNotFound,
+    GroupOperationError,
+    MissingRole,
+    ServiceError,
+    UserNotFound,
+)
+from minio_manager.governance.layout import (
+    GLOBAL_GROUP,
+    SPARK_LOGS_BUCKET,
+    SPARK_LOGS_PREFIX,
+    Layout,
+    group_policy_name,
+    read_only_group,
+)
+from minio_manager.governance.naming import (
+    is_read_only_group,
+    validate_group_name,
+    validate_username,
+)
+from minio_manager.locks import LockManager, credential_lock_name
+from minio_manager.management.schemas import (
+    GroupInfo,
+    GroupListResponse,
+    GroupManagementResponse,
+    GroupNamesResponse,
+    ResourceDeleteResponse,
+    RotateAllResponse,
+    RotationFailure,
+    UserListResponse,
+    UserManagementResponse,
+    UserNamesResponse,
+    UserSummary,
+)
+from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreUser
+from minio_manager.profiles import store as profiles
+from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
+from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.sharing import store as share_store
+from minio_manager.tenants import store as tenant_store
+
+if TYPE_CHECKING:
+    from minio_manager.auth.deps import Caller
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_CONCURRENT_LOOKUPS = 16
+"""Store calls in flight at once when listing a page of users."""
+MAX_CONCURRENT_ROTATIONS = 4
+"""Rotations in flight at once: each takes a lock and sets a secret (an Argon2id round)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise MissingRole("this call needs an administrator")
+
+
+async def _bounded(limit: int, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    slots = asyncio.Semaphore(limit)
+
+    async def run(call: Callable[[], Awaitable[T]]) -> T:
+        async with slots:
+            return await call()
+
+    return list(await asyncio.gather(*(run(c) for c in calls)))
+
+
+class ManagementService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store_: ObjectStore,
+        membership: GroupMembership,
+        locks: LockManager,
+        credentials: CredentialService,
+        policies: PolicySync,
+        groups: GroupProvisioner,
+        layout: Layout,
+        *,
+        credential_lock_wait_seconds: float,
+        credential_lock_expiry_seconds: float,
+        group_lock_wait_seconds: float,
+        group_lock_expiry_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._store = store_
+        self._membership = membership
+        self._locks = locks
+        self._credentials = credentials
+        self._policies = policies
+        self._groups = groups
+        self._layout = layout
+        self._credential_wait = credential_lock_wait_seconds
+        self._credential_expiry = credential_lock_expiry_seconds
+        self._group_wait = group_lock_wait_seconds
+        self._group_expiry = group_lock_expiry_seconds
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _group_lock(self, group: str) -> AbstractAsyncContextManager[None]:
+        return hold_group_lock(
+            self._locks, group, wait_seconds=self._group_wait, expiry_seconds=self._group_expiry
+        )
+
+    def _credential_lock(self, user: str) -> AbstractAsyncContextManager[None]:
+        """The same lock ``GET /credentials/`` takes, so a login cannot re-provision a user
+        halfway through their deletion."""
+        return self._locks.hold(
+            credential_lock_name(user),
+            wait_seconds=self._credential_wait,
+            expiry_seconds=self._credential_expiry,
+            on_timeout=lambda _: CredentialLockTimeout(
+                "another credential operation for this user is still running; try again"
+            ),
+        )
+
+    async def _existing_user(self, user: str) -> StoreUser:
+        validate_username(user)
+        found = await self._store.get_user(user)
+        if found is None:
+            raise UserNotFound(f"User '{user}' not found")
+        return found
+
+    async def _existing_group(self, group: str) -> StoreGroup:
+        validate_group_name(group)
+        found = await self._store.get_group(group)
+        if found is None:
+            raise GroupNotFound(f"Group '{group}' not found")
+        return found
+
+    async def _policy_count(self, user: StoreUser) -> int:
+        infos = await self._membership.groups(user.groups)
+        return len(user.policies) + sum(len(g.policies) for g in infos.values() if g is not None)
+
+    async def _user_response(
+        self, caller: Caller, creds: StoredCredentials, operation: str
+    ) -> UserManagementResponse:
+        found = await self._store.get_user(creds.username)
+        groups = list(found.groups) if found is not None else []
+        return UserManagementResponse(
+            username=creds.username,
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+            home_paths=self._layout.user_home_urls(creds.username),
+            groups=groups,
+            total_policies=await self._policy_count(found) if found is not None else 0,
+            operation=operation,
+            performed_by=caller.username,
+            timestamp=_now(),
+        )
+
+    def _group_response(
+        self, caller: Caller, group: str, info: StoreGroup | None, operation: str
+    ) -> GroupManagementResponse:
+        members = list(info.members) if info is not None else []
+        return GroupManagementResponse(
+            group_name=group,
+            ro_group_name=None if is_read_only_group(group) else read_only_group(group),
+            members=members,
+            member_count=len(members),
+            policy_name=group_policy_name(group),
+            operation=operation,
+            performed_by=caller.username,
+            timestamp=_now(),
+        )
+
+    # -- users ------------------------------------------------------------------------------
+    async def user_names(self, caller: Caller) -> UserNamesResponse:
+        _require_admin(caller)
+        names = await self._store.list_users()
+        return UserNamesResponse(usernames=names, total_count=len(names))
+
+    async def list_users(self, caller: Caller, page: int, page_size: int) -> UserListResponse:
+        """One page of users; users deleted while the page is built are left out."""
+        _require_admin(caller)
+        names = await self._store.list_users()
+        total_pages = max(1, math.ceil(len(names) / page_size))
+        chosen = names[(page - 1) * page_size : page * page_size]
+        found = await _bounded(
+            MAX_CONCURRENT_LOOKUPS, [partial(self._store.get_user, n) for n in chosen]
+        )
+        users = [u for u in found if u is not None]
+        infos = await self._membership.groups(g for u in users for g in u.groups)
+        summaries = [
+            UserSummary(
+                username=u.name,
+                access_key=u.name,
+                enabled=u.enabled,
+                home_paths=self._layout.user_home_urls(u.name),
+                groups=list(u.groups),
+                policies=list(u.policies),
+                total_policies=len(u.policies)
+                + sum(len(info.policies) for g in u.groups if (info := infos.get(g)) is not None),
+            )
+            for u in users
+        ]
+        return UserListResponse(
+            users=summaries,
+            total_count=len(names),
+            retrieved_count=len(summaries),
+            page=page,
+            page_size=page_size,
+            total_pages=total_pages,
+            has_next=page < total_pages,
+            has_prev=page > 1,
+        )
+
+    async def create_user(self, caller: Caller, user: str) -> UserManagementResponse:
+        """Provision (or repair) a user; the secret returned is the one stored and applied."""
+        _require_admin(caller)
+        validate_username(user)
+        creds, created = await self._credentials.create_user(user, actor=caller.username)
+        if not created:
+            async with transaction(self._engine) as conn:
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="user.create",
+                    target=user,
+                    details={"existing": True},
+                )
+        return await self._user_response(caller, creds, "create")
+
+    async def rotate_user(self, caller: Caller, user: str) -> UserManagementResponse:
+        """New secret for an existing user (404 for an unknown one, SPEC FIX)."""
+        _require_admin(caller)
+        await self._existing_user(user)
+        creds = await self._credentials.rotate(user, actor=caller.username)
+        return await self._user_response(caller, creds, "rotate")
+
+    async def rotate_all(self, caller: Caller) -> RotateAllResponse:
+        """Rotate every issued credential; one user's failure never stops the others.
+
+        "Every issued credential" is every row of the credential cache: a store user without
+        a row has no secret anyone was given, and gets a fresh one at its next login anyway.
+        """
+        _require_admin(caller)
+        async with transaction(self._engine) as conn:
+            names = await credential_store.usernames(conn)
+
+        async def rotate(user: str) -> str | None:
+            try:
+                await self._credentials.rotate(user, actor=caller.username)
+            except ServiceError as exc:
+                log.warning("rotation of %s failed: %s", user, exc.message)
+                return exc.message
+            except Exception as exc:
+                log.error("rotation of %s failed", user, exc_info=exc)
+                return "internal error; see the service log"
+            return None
+
+        errors = await _bounded(MAX_CONCURRENT_ROTATIONS, [partial(rotate, n) for n in names])
+        rotated = [n for n, e in zip(names, errors, strict=True) if e is None]
+        failures = [
+            RotationFailure(username=n, error=e)
+            for n, e in zip(names, errors, strict=True)
+            if e is not None
+        ]
+        async with transaction(self._engine) as conn:
+            await audit.record(
+                conn,
+                actor=caller.username,
+                action="credentials.rotate_all",
+                target="*",
+                details={
+                    "rotated": len(rotated),
+                    "failed": [f.username for f in failures],
+                },
+            )
+        return RotateAllResponse(
+            total_count=len(names),
+            rotated_count=len(rotated),
+            failed_count=len(failures),
+            rotated=rotated,
+            failures=failures,
+            performed_by=caller.username,
+            timestamp=_now(),
+        )
+
+    def _user_prefixes(self, user: str) -> list[tuple[str, str]]:
+        """(bucket, prefix) of everything a user owns. Each prefix ends in "/", so deleting
+        ``bob`` never touches ``bobby``."""
+        return [
+            (self._layout.bucket, f"{self._layout.user_general_key(user)}/"),
+            (self._layout.bucket, f"{self._layout.user_sql_key(user)}/"),
+            (SPARK_LOGS_BUCKET, f"{SPARK_LOGS_PREFIX}/{user}/"),
+        ]
+
+    async def _resync(self, principals: Sequence[share_store.Principal]) -> None:
+        """Re-render the policies of principals whose shares changed; all are tried, then the
+        first failure is raised (the log names every principal left stale)."""
+
+        async def one(principal: share_store.Principal) -> None:
+            kind, name = principal
+            if kind == share_store.USER:
+                if await self._store.get_user(name) is not None:
+                    await self._policies.sync_user(name)
+            elif await self._store.get_group(name) is not None:
+                await self._policies.sync_group(name)
+
+        outcomes = await asyncio.gather(*(one(p) for p in principals), return_exceptions=True)
+        failed = [
+            (p, o)
+            for p, o in zip(principals, outcomes, strict=True)
+            if isinstance(o, BaseException)
+        ]
+        if failed:
+            log.error(
+                "policies left stale (run POST /management/migrate/regenerate-policies): %s",
+                ", ".join(f"{kind}:{name}" for (kind, name), _ in failed),
+            )
+            raise failed[0][1]
+
+    async def delete_user(self, caller: Caller, user: str) -> ResourceDeleteResponse:
+        """Delete a user and everything of theirs (SPEC FIX): group memberships, credentials,
+        profile, steward rows, shares given and received (re-rendering the other side),
+        policies, objects under their prefixes, then the store user itself."""
+        _require_admin(caller)
+        validate_username(user)
+        async with self._credential_lock(user):
+            found = await self._existing_user(user)
+            await asyncio.gather(
+                *(self._store.remove_group_members(g, [user]) for g in found.groups)
+            )
+            async with transaction(self._engine) as conn:
+                await credential_store.remove(conn, user)
+                await profiles.remove(conn, user)
+                stewardships = await tenant_store.remove_steward_everywhere(conn, user)
+                affected = await share_store.delete_involving_user(conn, user)
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="user.delete",
+                    target=user,
+                    details={
+                        "groups": list(found.groups),
+                        "stewardships": stewardships,
+                        "share_principals_affected": [f"{k}:{n}" for k, n in affected],
+                    },
+                )
+            await self._resync(affected)
+            await self._policies.remove_user_policies(user)
+            await asyncio.gather(
+                *(self._store.delete_prefix(b, p) for b, p in self._user_prefixes(user))
+            )
+            await self._store.delete_user(user)
+        return ResourceDeleteResponse(
+            resource_type="user",
+            resource_name=user,
+            message=f"User {user} deleted",
+            performed_by=caller.username,
+            timestamp=_now(),
+        )
+
+    # -- groups -----------------------------------------------------------------------------
+    async def group_names(self) -> GroupNamesResponse:
+        names = await self._membership.group_names()
+        return GroupNamesResponse(group_names=names, total_count=len(names))
+
+    async def list_groups(self) -> GroupListResponse:
+        names = await self._membership.group_names()
+        infos = await self._membership.groups(names)
+        groups = [
+            GroupInfo(group_name=n, members=list(i.members), member_count=len(i.members))
+            for n in names
+            if (i := infos[n]) is not None
+        ]
+        return GroupListResponse(groups=groups, total_count=len(groups))
+
+    async def create_group(self, caller: Caller, group: str) -> GroupManagementResponse:
+        """Create ``g`` and ``g``ro with policies, markers and a tenant metadata row.
+
+        Idempotent: for an existing group it repairs what is missing and changes no member.
+        The creating admin is not made a member.
+        """
+        _require_admin(caller)
+        validate_group_name(group, for_creation=True)
+        async with self._group_lock(group):
+            existed = await self._store.get_group(group) is not None
+            await self._groups.ensure_group(group)
+            async with transaction(self._engine) as conn:
+                await tenant_store.create(conn, group, caller.username, {})
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="group.create",
+                    target=group,
+                    details={"existing": existed},
+                )
+            info = await self._store.get_group(group)
+        return self._group_response(caller, group, info, "create")
+
+    async def add_member(self, caller: Caller, group: str, user: str) -> GroupManagementResponse:
+        _require_admin(caller)
+        validate_group_name(group)
+        validate_username(user)
+        async with self._group_lock(group):
+            await self._existing_group(group)
+            await self._existing_user(user)
+            await self._store.add_group_members(group, [user])
+            async with transaction(self._engine) as conn:
+                await audit.record(
+                    conn, actor=caller.username, action="group.member.add", target=f"{group}/{user}"
+                )
+            info = await self._store.get_group(group)
+        return self._group_response(caller, group, info, "add_member")
+
+    async def remove_member(self, caller: Caller, group: str, user: str) -> GroupManagementResponse:
+        _require_admin(caller)
+        validate_group_name(group)
+        validate_username(user)
+        async with self._group_lock(group):
+            await self._existing_group(group)
+            await self._existing_user(user)
+            await self._store.remove_group_members(group, [user])
+            async with transaction(self._engine) as conn:
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="group.member.remove",
+                    target=f"{group}/{user}",
+                )
+            info = await self._store.get_group(group)
+        return self._group_response(caller, group, info, "remove_member")
+
+    async def delete_group(self, caller: Caller, group: str) -> ResourceDeleteResponse:
+        """Delete ``g`` and ``g``ro (SPEC FIX: emptied first), the shares they received, their
+        policies, the tenant's data and its metadata (stewards cascade)."""
+        _require_admin(caller)
+        validate_group_name(group)
+        if group == GLOBAL_GROUP:
+            raise GroupOperationError(f"'{GLOBAL_GROUP}' holds every user and cannot be deleted")
+        if is_read_only_group(group):
+            raise GroupOperationError(
+                f"'{group}' is a read-only group; delete its base group instead"
+            )
+        twin = read_only_group(group)
+        async with self._group_lock(group):
+            rw, ro = await asyncio.gather(self._store.get_group(group), self._store.get_group(twin))
+            if rw is None and ro is None:
+                raise GroupNotFound(f"Group '{group}' not found")
+            await asyncio.gather(
+                *(
+                    self._store.remove_group_members(name, list(info.members))
+                    for name, info in ((group, rw), (twin, ro))
+                    if info is not None
+                )
+            )
+            async with transaction(self._engine) as conn:
+                shares_removed = await share_store.delete_received_by_group(conn, group)
+                shares_removed += await share_store.delete_received_by_group(conn, twin)
+                stewards = [s.username for s in await tenant_store.stewards(conn, group)]
+                await tenant_store.delete_metadata(conn, group)
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="group.delete",
+                    target=group,
+                    details={
+                        "members": sorted(rw.members) if rw is not None else [],
+                        "read_only_members": sorted(ro.members) if ro is not None else [],
+                        "shares_removed": shares_removed,
+                        "stewards_removed": stewards,
+                    },
+                )
+            await asyncio.gather(
+                self._policies.remove_group_policies(group),
+                self._policies.remove_group_policies(twin),
+            )
+            await asyncio.gather(
+                self._store.delete_prefix(
+                    self._layout.bucket, f"{self._layout.tenant_general_key(group)}/"
+                ),
+                self._store.delete_prefix(
+                    self._layout.bucket, f"{self._layout.tenant_sql_key(group)}/"
+                ),
+            )
+            await asyncio.gather(self._store.delete_group(group), self._store.delete_group(twin))
+        return ResourceDeleteResponse(
+            resource_type="group",
+            resource_name=group,
+            message=f"Group {group} and {twin} deleted",
+            performed_by=caller.username,
+            timestamp=_now(),
+        )

@@ -1,0 +1,354 @@
+"""Sharing: share records are the truth, policies are re-rendered from them after commit.
+
+Every change runs in this order: parse the path → check the caller owns it → check the targets
+exist → one transaction writing the records and their audit rows → commit → re-render each
+affected principal through ``PolicySync``, which reads the records *inside* that principal's
+lock. Committing before rendering is what keeps concurrent changes (from any replica) safe:
+whoever holds a principal's lock last has read every committed record, so no share is lost.
+
+If rendering fails after the commit the call answers 5xx, but the records stand: repeating
+the call, any later change to the same principal, or regenerate-policies applies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minio_manager.audit import store as audit
+from minio_manager.db.engine import transaction
+from minio_manager.errors import (
+    GovernanceViolation,
+    GroupOperationError,
+    PolicyOperationError,
+    ServiceError,
+    UserOperationError,
+)
+from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
+from minio_manager.governance.naming import validate_group_name, validate_username
+from minio_manager.governance.paths import (
+    SharePath,
+    home_owner_of,
+    owner_home_of,
+    parse_share_path,
+)
+from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.sharing import store
+from minio_manager.sharing.store import GROUP, READ, USER, Principal
+
+log = logging.getLogger(__name__)
+
+GRANT, REVOKE = "share.grant", "share.revoke"
+MAKE_PUBLIC, MAKE_PRIVATE = "share.make_public", "share.make_private"
+AUDIT_LIST_LIMIT = 100
+"""make-private may remove thousands of records; the audit row lists this many, plus a count."""
+
+RECORDED_NOT_APPLIED = (
+    "; the change is recorded and takes effect once the policies are rendered again"
+    " (repeat the call, or an administrator runs POST /management/migrate/regenerate-policies)"
+)
+_MAX_SHOWN = 80
+T = TypeVar("T")
+
+
+def _shown(name: str) -> str:
+    return repr(name[:_MAX_SHOWN] + "...") if len(name) > _MAX_SHOWN else repr(name)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """Drop repeats, keep the caller's order (so answers list targets as they were asked)."""
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class SharingOutcome:
+    """Per-target results of share/unshare: who succeeded, and one message per failure."""
+
+    path: SharePath
+    users: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def success_count(self) -> int:
+        return len(self.users) + len(self.groups)
+
+    def succeeded(self, principal: Principal) -> None:
+        (self.users if principal[0] == USER else self.groups).append(principal[1])
+
+
+@dataclass(frozen=True)
+class AccessInfo:
+    path: SharePath
+    users: list[str]
+    groups: list[str]
+
+    @property
+    def public(self) -> bool:
+        return GLOBAL_GROUP in self.groups or read_only_group(GLOBAL_GROUP) in self.groups
+
+
+class SharingService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store_: ObjectStore,
+        layout: Layout,
+        policies: PolicySync,
+        groups: GroupProvisioner,
+        *,
+        concurrency: int = 16,
+    ) -> None:
+        self._engine = engine
+        self._store = store_
+        self._layout = layout
+        self._policies = policies
+        self._groups = groups
+        self._concurrency = concurrency
+
+    # -- checks -----------------------------------------------------------------------------
+    def _owned_path(self, raw_path: str, actor: str) -> SharePath:
+        """Parse (400 on a malformed path), then require the path be in the actor's home."""
+        path = parse_share_path(raw_path)
+        if not owner_home_of(path, self._layout, actor):
+            homes = " or ".join(self._layout.user_home_urls(actor))
+            raise GovernanceViolation(
+                f"Only the owner of a path may change its sharing; {path.url} is not inside"
+                f" your home ({homes})"
+            )
+        return path
+
+    async def _bounded(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run calls concurrently, at most ``concurrency`` at a time (the store and the DB
+        pool are shared with every other request)."""
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(call: Callable[[], Awaitable[T]]) -> T:
+            async with gate:
+                return await call()
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
+
+    async def _exists(self, principal: Principal) -> bool:
+        kind, name = principal
+        if kind == USER:
+            return await self._store.get_user(name) is not None
+        return await self._store.get_group(name) is not None
+
+    def _name_problem(self, principal: Principal, actor: str) -> str | None:
+        """Why a target name cannot be used at all (bad name, the owner), else None."""
+        kind, name = principal
+        try:
+            if kind == USER:
+                validate_username(name)
+            else:
+                validate_group_name(name)
+        except (UserOperationError, GroupOperationError) as exc:
+            return exc.message
+        if kind == USER and name == actor:
+            return f"user {_shown(name)}: you own this path already"
+        return None
+
+    async def _vet(
+        self, actor: str, users: Iterable[str], groups: Iterable[str], outcome: SharingOutcome
+    ) -> tuple[list[Principal], dict[Principal, bool]]:
+        """Valid targets (bad names become errors) and whether each exists in the store."""
+        requested = [(USER, u) for u in _unique(users)] + [(GROUP, g) for g in _unique(groups)]
+        valid: list[Principal] = []
+        for principal in requested:
+            problem = self._name_problem(principal, actor)
+            if problem is None:
+                valid.append(principal)
+            else:
+                outcome.errors.append(problem)
+        found = await self._bounded([partial(self._exists, p) for p in valid])
+        return valid, dict(zip(valid, found, strict=True))
+
+    # -- rendering --------------------------------------------------------------------------
+    async def _sync(self, principal: Principal, *, only_if_exists: bool) -> None:
+        if only_if_exists and not await self._exists(principal):
+            return  # records of a principal deleted behind our back: nothing to render
+        kind, name = principal
+        if kind == USER:
+            await self._policies.sync_user(name)
+        else:
+            await self._policies.sync_group(name)
+
+    async def _attempt(self, principal: Principal, only_if_exists: bool) -> Exception | None:
+        try:
+            await self._sync(principal, only_if_exists=only_if_exists)
+        except Exception as exc:
+            return exc
+        return None
+
+    async def apply(self, principals: Iterable[Principal], *, only_if_exists: bool = False) -> None:
+        """Re-render each principal from its records (after the records are committed).
+
+        Every principal is attempted even if one fails; then the first failure is raised
+        with a note that the records are saved.
+        """
+        todo = sorted(set(principals))
+        results = await self._bounded([partial(self._attempt, p, only_if_exists) for p in todo])
+        failures = [(p, exc) for p, exc in zip(todo, results, strict=True) if exc is not None]
+        for (kind, name), exc in failures:
+            known = isinstance(exc, ServiceError)
+            log.error(
+                "rendering policies of %s %s failed after commit: %s",
+                kind,
+                name,
+                exc.message if isinstance(exc, ServiceError) else type(exc).__name__,
+                exc_info=None if known else exc,
+            )
+        if failures:
+            first = failures[0][1]
+            if isinstance(first, ServiceError):
+                error = ServiceError(first.message + RECORDED_NOT_APPLIED)
+                error.status, error.code, error.error_type = (
+                    first.status,
+                    first.code,
+                    first.error_type,
+                )
+                raise error
+            raise PolicyOperationError("applying the policies failed" + RECORDED_NOT_APPLIED)
+
+    # -- operations -------------------------------------------------------------------------
+    async def share(
+        self,
+        actor: str,
+        raw_path: str,
+        users: Iterable[str],
+        groups: Iterable[str],
+        level: str,
+    ) -> SharingOutcome:
+        path = self._owned_path(raw_path, actor)
+        outcome = SharingOutcome(path)
+        valid, exists = await self._vet(actor, users, groups, outcome)
+        targets: list[Principal] = []
+        for principal in valid:
+            if exists[principal]:
+                targets.append(principal)
+            else:
+                outcome.errors.append(
+                    f"{principal[0]} {_shown(principal[1])}: no such {principal[0]}"
+                )
+        if targets:
+            await self._grant(actor, path, targets, level, action=GRANT)
+        for principal in targets:
+            outcome.succeeded(principal)
+        if targets:
+            await self.apply(targets)
+        return outcome
+
+    async def _grant(
+        self, actor: str, path: SharePath, targets: Sequence[Principal], level: str, *, action: str
+    ) -> None:
+        async with transaction(self._engine) as conn:
+            previous = await store.grant(
+                conn, owner=actor, path=path, targets=targets, level=level, actor=actor
+            )
+            for (kind, name), before in previous.items():
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action=action,
+                    target=path.url,
+                    details={
+                        "target_type": kind,
+                        "target_name": name,
+                        "level": level,
+                        "previous_level": before,
+                    },
+                )
+
+    async def unshare(
+        self, actor: str, raw_path: str, users: Iterable[str], groups: Iterable[str]
+    ) -> SharingOutcome:
+        path = self._owned_path(raw_path, actor)
+        outcome = SharingOutcome(path)
+        valid, exists = await self._vet(actor, users, groups, outcome)
+        async with transaction(self._engine) as conn:
+            removed = await store.revoke(conn, path=path, targets=valid)
+            for record in removed:
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action=REVOKE,
+                    target=path.url,
+                    details={
+                        "target_type": record.target_type,
+                        "target_name": record.target_name,
+                        "previous_level": record.level,
+                    },
+                )
+        had_record = {r.principal for r in removed}
+        for principal in valid:
+            # Removing a share that is not there is a success (the caller's goal holds), but
+            # only for a principal that exists: a typo in a name should not pass silently.
+            if principal in had_record or exists[principal]:
+                outcome.succeeded(principal)
+            else:
+                outcome.errors.append(
+                    f"{principal[0]} {_shown(principal[1])}: no such {principal[0]}"
+                )
+        await self.apply([p for p in had_record if exists[p]])
+        return outcome
+
+    async def make_public(self, actor: str, raw_path: str) -> SharePath:
+        """Share read-only with ``globalusers`` (every user is a member)."""
+        path = self._owned_path(raw_path, actor)
+        await self._groups.ensure_global_groups()
+        target: Principal = (GROUP, GLOBAL_GROUP)
+        await self._grant(actor, path, [target], READ, action=MAKE_PUBLIC)
+        await self.apply([target])
+        return path
+
+    async def make_private(self, actor: str, raw_path: str) -> SharePath:
+        """Remove every share of the path and of every path below it."""
+        path = self._owned_path(raw_path, actor)
+        async with transaction(self._engine) as conn:
+            removed = await store.revoke_under(conn, path)
+            await audit.record(
+                conn,
+                actor=actor,
+                action=MAKE_PRIVATE,
+                target=path.url,
+                details={
+                    "removed_count": len(removed),
+                    "removed": [
+                        {
+                            "path": SharePath(r.bucket, r.key).url,
+                            "target_type": r.target_type,
+                            "target_name": r.target_name,
+                        }
+                        for r in removed[:AUDIT_LIST_LIMIT]
+                    ],
+                },
+            )
+        await self.apply([r.principal for r in removed], only_if_exists=True)
+        return path
+
+    async def access_info(self, actor: str, is_admin: bool, raw_path: str) -> AccessInfo:
+        """Who can read all of the path: its owner, and holders of a share on it or above it."""
+        path = parse_share_path(raw_path)
+        if not (is_admin or owner_home_of(path, self._layout, actor)):
+            raise GovernanceViolation(
+                f"Only the owner of {path.url} or an administrator may see who can access it"
+            )
+        async with transaction(self._engine) as conn:
+            records = await store.covering(conn, path)
+        users = {r.target_name for r in records if r.target_type == USER}
+        owner = home_owner_of(path, self._layout)
+        if owner is not None:
+            users.add(owner)
+        groups = {r.target_name for r in records if r.target_type == GROUP}
+        return AccessInfo(path, sorted(users), sorted(groups))

@@ -1,0 +1,99 @@
+"""Request and response bodies of /tenants (SPEC §4.2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AccessLevel = Literal["read_write", "read_only"]
+WEBSITE_MAX_LENGTH = 2048
+
+
+class TenantMetadataUpdate(BaseModel):
+    """Editable tenant fields. Only the fields sent are changed; ``null`` or "" clears one."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    display_name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=4096)
+    organization: str | None = Field(default=None, max_length=256)
+    website: str | None = Field(
+        default=None, max_length=WEBSITE_MAX_LENGTH, description="An http(s) URL"
+    )
+
+    @field_validator("display_name", "description", "organization", "website")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("website")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+            raise ValueError("must not contain whitespace or control characters")
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    def changes(self) -> dict[str, str | None]:
+        """The fields the caller actually sent."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+class TenantMetadata(BaseModel):
+    tenant_name: str
+    display_name: str | None = None
+    description: str | None = None
+    website: str | None = None
+    organization: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class TenantSummary(BaseModel):
+    tenant_name: str
+    display_name: str | None = None
+    description: str | None = None
+    website: str | None = None
+    organization: str | None = None
+    member_count: int
+    is_member: bool
+    is_steward: bool
+
+
+class TenantMember(BaseModel):
+    username: str
+    display_name: str | None = None
+    email: str | None = None
+    access_level: AccessLevel
+    is_steward: bool
+
+
+class TenantSteward(BaseModel):
+    username: str
+    display_name: str | None = None
+    email: str | None = None
+    assigned_by: str
+    assigned_at: datetime
+
+
+class TenantStoragePaths(BaseModel):
+    general_warehouse: str
+    sql_warehouse: str
+    namespace_prefix: str
+
+
+class TenantDetail(BaseModel):
+    metadata: TenantMetadata
+    stewards: list[TenantSteward]
+    members: list[TenantMember]
+    member_count: int
+    storage_paths: TenantStoragePaths

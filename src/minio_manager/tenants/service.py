@@ -1,0 +1,492 @@
+"""Tenants: group ``t`` (read-write) + ``t``ro (read-only) in the store, metadata and stewards in
+PostgreSQL.
+
+Who may do what (SPEC §4.2): anyone lists tenants and reads a tenant's detail; members,
+stewards and admins list members and stewards; stewards and admins edit metadata and members;
+only admins create or delete metadata and assign stewards.
+
+Reads of membership come from the short-lived cache (``GroupMembership``); every change reads
+the store itself and runs under the tenant's Redis lock, so two replicas moving the same user
+cannot interleave and leave them in both groups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minio_manager.audit import store as audit
+from minio_manager.auth.kbase import KBaseAuthClient
+from minio_manager.db.engine import transaction
+from minio_manager.errors import (
+    GroupOperationError,
+    MissingRole,
+    ServiceError,
+    TenantBadRequest,
+    TenantForbidden,
+    TenantNotFound,
+    UserNotFound,
+)
+from minio_manager.governance.layout import Layout, read_only_group
+from minio_manager.governance.naming import (
+    is_read_only_group,
+    validate_group_name,
+    validate_username,
+)
+from minio_manager.locks import LockManager
+from minio_manager.objectstore.port import ObjectStore
+from minio_manager.profiles import store as profiles
+from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
+from minio_manager.tenants import store
+from minio_manager.tenants.schemas import (
+    AccessLevel,
+    TenantDetail,
+    TenantMember,
+    TenantMetadata,
+    TenantMetadataUpdate,
+    TenantSteward,
+    TenantStoragePaths,
+    TenantSummary,
+)
+from minio_manager.tenants.store import StewardRecord, TenantRecord
+
+if TYPE_CHECKING:
+    from minio_manager.auth.deps import Caller
+
+log = logging.getLogger(__name__)
+
+READ_WRITE: AccessLevel = "read_write"
+READ_ONLY: AccessLevel = "read_only"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Who is in ``t`` and ``t``ro; read-write wins if someone is in both."""
+
+    tenant: str
+    read_write: frozenset[str]
+    read_only: frozenset[str]
+
+    @property
+    def members(self) -> frozenset[str]:
+        return self.read_write | self.read_only
+
+    def level(self, user: str) -> AccessLevel | None:
+        if user in self.read_write:
+            return READ_WRITE
+        if user in self.read_only:
+            return READ_ONLY
+        return None
+
+
+def tenant_name(raw: str) -> str:
+    """Validate a tenant name from a path: a base group name, never the ``ro`` twin."""
+    try:
+        validate_group_name(raw)
+    except GroupOperationError as exc:
+        raise TenantBadRequest(exc.message) from None
+    if is_read_only_group(raw):
+        raise TenantBadRequest(
+            f"'{raw}' is the read-only form of a tenant; use the tenant's base name"
+        )
+    return raw
+
+
+def _metadata(tenant: str, row: TenantRecord | None) -> TenantMetadata:
+    if row is None:
+        return TenantMetadata(tenant_name=tenant)
+    return TenantMetadata(
+        tenant_name=row.tenant_name,
+        display_name=row.display_name,
+        description=row.description,
+        website=row.website,
+        organization=row.organization,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+class TenantService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store_: ObjectStore,
+        membership: GroupMembership,
+        locks: LockManager,
+        auth: KBaseAuthClient,
+        layout: Layout,
+        *,
+        lock_wait_seconds: float,
+        lock_expiry_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._store = store_
+        self._membership = membership
+        self._locks = locks
+        self._auth = auth
+        self._layout = layout
+        self._wait = lock_wait_seconds
+        self._expiry = lock_expiry_seconds
+
+    # -- helpers ----------------------------------------------------------------------------
+    def group_lock(self, group: str) -> AbstractAsyncContextManager[None]:
+        return hold_group_lock(
+            self._locks, group, wait_seconds=self._wait, expiry_seconds=self._expiry
+        )
+
+    async def _cached_membership(self, tenant: str) -> Membership:
+        """Membership from the cache (for reads); TenantNotFound if ``t`` does not exist."""
+        twin = read_only_group(tenant)
+        found = await self._membership.groups([tenant, twin])
+        rw, ro = found[tenant], found[twin]
+        if rw is None:
+            raise TenantNotFound(f"Tenant '{tenant}' not found")
+        return Membership(
+            tenant, frozenset(rw.members), frozenset(ro.members if ro is not None else ())
+        )
+
+    async def _require_group(self, tenant: str) -> None:
+        """Fresh existence check before a change: never resurrect a group deleted elsewhere."""
+        if await self._store.get_group(tenant) is None:
+            raise TenantNotFound(f"Tenant '{tenant}' not found")
+
+    async def _require_user(self, user: str) -> str:
+        validate_username(user)
+        if await self._store.get_user(user) is None:
+            raise UserNotFound(f"User '{user}' not found")
+        return user
+
+    async def _display_names(self, token: str, users: Iterable[str]) -> dict[str, str | None]:
+        """Display names from KBase; the list is still shown (without names) if KBase is down."""
+        names = sorted(set(users))
+        if not names:
+            return {}
+        try:
+            return await self._auth.display_names(token, names)
+        except ServiceError as exc:
+            log.warning("display names unavailable: %s", exc.message)
+            return {}
+
+    async def _is_steward(self, tenant: str, user: str) -> bool:
+        async with transaction(self._engine) as conn:
+            return await store.is_steward(conn, tenant, user)
+
+    async def _require_insider(self, caller: Caller, tenant: str, membership: Membership) -> None:
+        if caller.is_admin or caller.username in membership.members:
+            return
+        if not await self._is_steward(tenant, caller.username):
+            raise TenantForbidden(
+                f"Only members, stewards and admins of tenant '{tenant}' may see this"
+            )
+
+    async def _require_steward_or_admin(self, caller: Caller, tenant: str) -> None:
+        if caller.is_admin:
+            return
+        if not await self._is_steward(tenant, caller.username):
+            raise TenantForbidden(f"Only stewards of tenant '{tenant}' and admins may do this")
+
+    @staticmethod
+    def _require_admin(caller: Caller) -> None:
+        if not caller.is_admin:
+            raise MissingRole("this call needs an administrator")
+
+    def _members(
+        self,
+        membership: Membership,
+        stewards: set[str],
+        names: dict[str, str | None],
+        emails: dict[str, str | None] | None,
+    ) -> list[TenantMember]:
+        result = []
+        for user in sorted(membership.members):
+            level = membership.level(user)
+            assert level is not None  # every user here is a member
+            result.append(
+                TenantMember(
+                    username=user,
+                    display_name=names.get(user),
+                    email=emails.get(user) if emails is not None else None,
+                    access_level=level,
+                    is_steward=user in stewards,
+                )
+            )
+        return result
+
+    @staticmethod
+    def _stewards(
+        rows: list[StewardRecord],
+        names: dict[str, str | None],
+        emails: dict[str, str | None] | None,
+    ) -> list[TenantSteward]:
+        return [
+            TenantSteward(
+                username=row.username,
+                display_name=names.get(row.username),
+                email=emails.get(row.username) if emails is not None else None,
+                assigned_by=row.assigned_by,
+                assigned_at=row.assigned_at,
+            )
+            for row in rows
+        ]
+
+    def storage_paths(self, tenant: str) -> TenantStoragePaths:
+        return TenantStoragePaths(
+            general_warehouse=self._layout.tenant_general_url(tenant),
+            sql_warehouse=self._layout.tenant_sql_warehouse_url(tenant),
+            namespace_prefix=self._layout.tenant_namespace_prefix(tenant),
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+    async def list_tenants(self, caller: Caller) -> list[TenantSummary]:
+        """Every base group, with counts and the caller's flags: cached groups + 2 queries."""
+        names = [g for g in await self._membership.group_names() if not g.endswith("ro")]
+        infos = await self._membership.groups([*names, *(read_only_group(n) for n in names)])
+        async with transaction(self._engine) as conn:
+            metadata = await store.all_metadata(conn)
+            stewarded = await store.tenants_stewarded_by(conn, caller.username)
+        result = []
+        for name in sorted(names):
+            members: set[str] = set()
+            for group in (infos[name], infos[read_only_group(name)]):
+                if group is not None:
+                    members.update(group.members)
+            meta = metadata.get(name)
+            result.append(
+                TenantSummary(
+                    tenant_name=name,
+                    display_name=meta.display_name if meta else None,
+                    description=meta.description if meta else None,
+                    website=meta.website if meta else None,
+                    organization=meta.organization if meta else None,
+                    member_count=len(members),
+                    is_member=caller.username in members,
+                    is_steward=name in stewarded,
+                )
+            )
+        return result
+
+    async def detail(self, caller: Caller, tenant: str) -> TenantDetail:
+        """Metadata, stewards, members, storage paths; e-mails only for insiders (SPEC FIX)."""
+        tenant = tenant_name(tenant)
+        membership = await self._cached_membership(tenant)
+        async with transaction(self._engine) as conn:
+            row = await store.get(conn, tenant)
+            steward_rows = await store.stewards(conn, tenant)
+            stewards = {s.username for s in steward_rows}
+            insider = (
+                caller.is_admin
+                or caller.username in membership.members
+                or caller.username in stewards
+            )
+            people = membership.members | stewards
+            emails = await profiles.emails(conn, sorted(people)) if insider else None
+        names = await self._display_names(caller.token, people)
+        return TenantDetail(
+            metadata=_metadata(tenant, row),
+            stewards=self._stewards(steward_rows, names, emails),
+            members=self._members(membership, stewards, names, emails),
+            member_count=len(membership.members),
+            storage_paths=self.storage_paths(tenant),
+        )
+
+    async def members(self, caller: Caller, tenant: str) -> list[TenantMember]:
+        tenant = tenant_name(tenant)
+        membership = await self._cached_membership(tenant)
+        await self._require_insider(caller, tenant, membership)
+        async with transaction(self._engine) as conn:
+            stewards = {s.username for s in await store.stewards(conn, tenant)}
+            emails = await profiles.emails(conn, sorted(membership.members))
+        names = await self._display_names(caller.token, membership.members)
+        return self._members(membership, stewards, names, emails)
+
+    async def stewards(self, caller: Caller, tenant: str) -> list[TenantSteward]:
+        tenant = tenant_name(tenant)
+        membership = await self._cached_membership(tenant)
+        await self._require_insider(caller, tenant, membership)
+        async with transaction(self._engine) as conn:
+            rows = await store.stewards(conn, tenant)
+            emails = await profiles.emails(conn, [r.username for r in rows])
+        names = await self._display_names(caller.token, [r.username for r in rows])
+        return self._stewards(rows, names, emails)
+
+    # -- metadata ---------------------------------------------------------------------------
+    async def create(
+        self, caller: Caller, tenant: str, body: TenantMetadataUpdate | None
+    ) -> TenantMetadata:
+        """Create the metadata row (admin); an existing row is returned unchanged."""
+        self._require_admin(caller)
+        tenant = tenant_name(tenant)
+        await self._require_group(tenant)
+        fields = body.changes() if body is not None else {}
+        async with transaction(self._engine) as conn:
+            row, created = await store.create(conn, tenant, caller.username, fields)
+            if created:
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="tenant.create",
+                    target=tenant,
+                    details=fields,
+                )
+        return _metadata(tenant, row)
+
+    async def update(
+        self, caller: Caller, tenant: str, body: TenantMetadataUpdate
+    ) -> TenantMetadata:
+        """Change the fields sent (steward or admin); creates the row if it was missing."""
+        tenant = tenant_name(tenant)
+        await self._require_group(tenant)
+        await self._require_steward_or_admin(caller, tenant)
+        fields = body.changes()
+        async with transaction(self._engine) as conn:
+            await store.create(conn, tenant, caller.username, {})
+            row = await store.update_fields(conn, tenant, caller.username, fields)
+            await audit.record(
+                conn,
+                actor=caller.username,
+                action="tenant.update",
+                target=tenant,
+                details=fields,
+            )
+        return _metadata(tenant, row)
+
+    async def delete(self, caller: Caller, tenant: str) -> None:
+        """Delete the metadata row and (by cascade) its stewards; the groups stay."""
+        self._require_admin(caller)
+        tenant = tenant_name(tenant)
+        async with transaction(self._engine) as conn:
+            stewards = [s.username for s in await store.stewards(conn, tenant)]
+            if not await store.delete_metadata(conn, tenant):
+                raise TenantNotFound(f"Tenant '{tenant}' has no metadata")
+            await audit.record(
+                conn,
+                actor=caller.username,
+                action="tenant.delete",
+                target=tenant,
+                details={"stewards_removed": stewards},
+            )
+
+    # -- members ----------------------------------------------------------------------------
+    async def _record(self, actor: str, action: str, target: str, **details: object) -> None:
+        async with transaction(self._engine) as conn:
+            await audit.record(conn, actor=actor, action=action, target=target, details=details)
+
+    async def add_member(
+        self, caller: Caller, tenant: str, user: str, permission: AccessLevel
+    ) -> TenantMember:
+        """Add ``user`` at ``permission``, moving them out of the other group (SPEC FIX).
+
+        The order never grants more than the old or the new state: an upgrade adds to ``t``
+        before leaving ``t``ro, a downgrade leaves ``t`` before joining ``t``ro.
+        """
+        tenant = tenant_name(tenant)
+        validate_username(user)
+        await self._require_group(tenant)
+        await self._require_steward_or_admin(caller, tenant)
+        await self._require_user(user)
+        twin = read_only_group(tenant)
+        async with self.group_lock(tenant):
+            await self._require_group(tenant)
+            before = await self._store.get_user(user)
+            groups = set(before.groups) if before is not None else set()
+            previous = READ_WRITE if tenant in groups else READ_ONLY if twin in groups else None
+            if permission == READ_WRITE:
+                await self._store.add_group_members(tenant, [user])
+                await self._store.remove_group_members(twin, [user])
+            else:
+                await self._store.remove_group_members(tenant, [user])
+                await self._store.add_group_members(twin, [user])
+            await self._record(
+                caller.username,
+                "tenant.member.add",
+                f"{tenant}/{user}",
+                permission=permission,
+                previous=previous,
+            )
+        async with transaction(self._engine) as conn:
+            steward = await store.is_steward(conn, tenant, user)
+            emails = await profiles.emails(conn, [user])
+        names = await self._display_names(caller.token, [user])
+        return TenantMember(
+            username=user,
+            display_name=names.get(user),
+            email=emails.get(user),
+            access_level=permission,
+            is_steward=steward,
+        )
+
+    async def remove_member(self, caller: Caller, tenant: str, user: str) -> None:
+        """Remove ``user`` from ``t`` and ``t``ro. Stewards may not remove themselves or other
+        stewards; when an admin removes a steward, the steward row goes too."""
+        tenant = tenant_name(tenant)
+        validate_username(user)
+        await self._require_group(tenant)
+        await self._require_steward_or_admin(caller, tenant)
+        await self._require_user(user)
+        target_is_steward = await self._is_steward(tenant, user)
+        if not caller.is_admin:
+            if user == caller.username:
+                raise TenantForbidden("Stewards cannot remove themselves; ask an admin")
+            if target_is_steward:
+                raise TenantForbidden("Only admins can remove a steward from a tenant")
+        async with self.group_lock(tenant):
+            await self._store.remove_group_members(tenant, [user])
+            await self._store.remove_group_members(read_only_group(tenant), [user])
+            async with transaction(self._engine) as conn:
+                steward_removed = await store.remove_steward(conn, tenant, user)
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="tenant.member.remove",
+                    target=f"{tenant}/{user}",
+                    details={"steward_removed": steward_removed},
+                )
+
+    # -- stewards ---------------------------------------------------------------------------
+    async def assign_steward(self, caller: Caller, tenant: str, user: str) -> TenantSteward:
+        """Make ``user`` a steward (admin; idempotent), adding them read-write if not a member."""
+        self._require_admin(caller)
+        tenant = tenant_name(tenant)
+        validate_username(user)
+        await self._require_group(tenant)
+        await self._require_user(user)
+        async with self.group_lock(tenant):
+            found = await self._store.get_user(user)
+            groups = set(found.groups) if found is not None else set()
+            joined = not groups & {tenant, read_only_group(tenant)}
+            if joined:
+                await self._store.add_group_members(tenant, [user])
+            async with transaction(self._engine) as conn:
+                await store.create(conn, tenant, caller.username, {})
+                row, created = await store.add_steward(conn, tenant, user, caller.username)
+                if created or joined:
+                    await audit.record(
+                        conn,
+                        actor=caller.username,
+                        action="steward.assign",
+                        target=f"{tenant}/{user}",
+                        details={"added_read_write": joined},
+                    )
+                emails = await profiles.emails(conn, [user])
+        names = await self._display_names(caller.token, [user])
+        return self._stewards([row], names, emails)[0]
+
+    async def remove_steward(self, caller: Caller, tenant: str, user: str) -> None:
+        """Drop the steward row (admin); membership is kept."""
+        self._require_admin(caller)
+        tenant = tenant_name(tenant)
+        validate_username(user)
+        await self._require_group(tenant)
+        async with transaction(self._engine) as conn:
+            if not await store.remove_steward(conn, tenant, user):
+                raise TenantNotFound(f"User '{user}' is not a steward of tenant '{tenant}'")
+            await audit.record(
+                conn, actor=caller.username, action="steward.remove", target=f"{tenant}/{user}"
+            )

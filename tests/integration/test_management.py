@@ -1,0 +1,524 @@
+"""/management users and groups on the real stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+from tests.support.governance import (
+    BUCKET,
+    add_member,
+    assert_error,
+    assign_steward,
+    create_group,
+    db_rows,
+    delete_created_groups,
+    group_name,
+    issue,
+    members_of,
+    policy_document,
+    remember,
+)
+from tests.support.kbase import KBase, TestUser
+from tests.support.s3 import S3User
+
+
+@pytest_asyncio.fixture(scope="module", autouse=True)
+async def _delete_groups_afterwards(client: httpx.AsyncClient, kbase: KBase) -> AsyncIterator[None]:
+    yield
+    await delete_created_groups(client, kbase.add_user(admin=True))
+
+
+SPARK_LOGS = "cdm-spark-job-logs"
+
+
+def base_name() -> str:
+    return f"m{uuid.uuid4().hex[:8]}"
+
+
+async def add_share(
+    services: Any, owner: str, key: str, target_type: str, target: str, level: str = "read"
+) -> None:
+    """A share record written the way the sharing service stores them, then applied."""
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO shares (owner, bucket, key, target_type, target_name, level,"
+                " created_by) VALUES (:o, :b, :k, :tt, :tn, :l, :o)"
+            ),
+            {"o": owner, "b": BUCKET, "k": key, "tt": target_type, "tn": target, "l": level},
+        )
+    if target_type == "user":
+        await services.policies.sync_user(target)
+    else:
+        await services.policies.sync_group(target)
+
+
+async def policy_names(services: Any) -> set[str]:
+    return set(await services.store.list_policies())
+
+
+async def all_keys(services: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = await services.store.list_keys(bucket, prefix)
+    return keys
+
+
+# -- users --------------------------------------------------------------------------------------
+async def test_create_user_returns_the_stored_working_secret(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser
+) -> None:
+    name = base_name()
+    created = await client.post(f"/management/users/{name}", headers=admin.headers)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["username"] == body["access_key"] == name
+    assert body["operation"] == "create" and body["performed_by"] == admin.name
+    assert body["home_paths"] == [
+        f"s3a://{BUCKET}/users-general-warehouse/{name}/",
+        f"s3a://{BUCKET}/users-sql-warehouse/{name}/",
+    ]
+    assert "globalusers" in body["groups"]
+    assert body["total_policies"] >= 3  # home, system, globalusers
+    s3 = S3User(name, body["secret_key"])
+    assert s3.can_put(BUCKET, f"users-general-warehouse/{name}/data/x.txt")
+
+    again = (await client.post(f"/management/users/{name}", headers=admin.headers)).json()
+    assert again["secret_key"] == body["secret_key"]
+    assert s3.can_get(BUCKET, f"users-general-warehouse/{name}/data/x.txt")
+    user = kbase.add_user(name)
+    login = (await client.get("/credentials/", headers=user.headers)).json()
+    assert login["secret_key"] == body["secret_key"]
+
+
+async def test_rotate_user_credentials(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    unknown = base_name()
+    assert_error(
+        await client.post(f"/management/users/{unknown}/rotate-credentials", headers=admin.headers),
+        404,
+        20031,
+    )
+    assert await services.store.get_user(unknown) is None  # not silently created
+    assert (
+        await db_rows(services, "SELECT 1 FROM user_credentials WHERE username=:u", u=unknown) == []
+    )
+
+    user = kbase.add_user()
+    old = await issue(client, user)
+    rotated = await client.post(
+        f"/management/users/{user.name}/rotate-credentials", headers=admin.headers
+    )
+    assert rotated.status_code == 200
+    body = rotated.json()
+    assert body["operation"] == "rotate"
+    key = f"users-general-warehouse/{user.name}/data/r.txt"
+    assert not old.can_put(BUCKET, key)
+    assert S3User(user.name, body["secret_key"]).can_put(BUCKET, key)
+    assert (await client.get("/credentials/", headers=user.headers)).json()["secret_key"] == body[
+        "secret_key"
+    ]
+
+
+async def test_user_names_and_paging(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser
+) -> None:
+    made = sorted((kbase.add_user() for _ in range(3)), key=lambda u: u.name)
+    for u in made:
+        await issue(client, u)
+    names = (await client.get("/management/users/names", headers=admin.headers)).json()
+    assert {u.name for u in made} <= set(names["usernames"])
+    assert names["total_count"] == len(names["usernames"])
+    assert names["usernames"] == sorted(names["usernames"])
+
+    first = (
+        await client.get("/management/users", params={"page_size": 2}, headers=admin.headers)
+    ).json()
+    assert first["page"] == 1 and first["page_size"] == 2 and first["has_prev"] is False
+    assert first["total_count"] >= 3 and first["retrieved_count"] == 2
+    assert first["total_pages"] == -(-first["total_count"] // 2)
+    assert first["has_next"] is True
+
+    everyone: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        body = (
+            await client.get(
+                "/management/users", params={"page": page, "page_size": 500}, headers=admin.headers
+            )
+        ).json()
+        everyone += body["users"]
+        if not body["has_next"]:
+            break
+        page += 1
+    mine = {u["username"]: u for u in everyone if u["username"] in {m.name for m in made}}
+    assert set(mine) == {u.name for u in made}
+    one = mine[made[0].name]
+    assert one["access_key"] == made[0].name and one["enabled"] is True
+    assert "globalusers" in one["groups"]
+    assert set(one["policies"]) == {
+        f"user-home-policy-{made[0].name}",
+        f"user-system-policy-{made[0].name}",
+    }
+
+    past_end = (
+        await client.get(
+            "/management/users", params={"page": 10_000, "page_size": 500}, headers=admin.headers
+        )
+    ).json()
+    assert past_end["users"] == [] and past_end["has_next"] is False
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"page": 0}, {"page": -1}, {"page_size": 0}, {"page_size": 501}, {"page": "abc"}],
+)
+async def test_bad_paging_is_422(
+    client: httpx.AsyncClient, admin: TestUser, params: dict[str, Any]
+) -> None:
+    assert_error(
+        await client.get("/management/users", params=params, headers=admin.headers), 422, 30010
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("POST", "/management/users/bad..name", 400, 20030),
+        ("POST", "/management/users/admin", 400, 20030),
+        ("POST", "/management/users/-lead", 400, 20030),
+        ("DELETE", "/management/users/bad..name", 400, 20030),
+        ("DELETE", "/management/users/{unknown}", 404, 20031),
+        ("POST", "/management/users/x_/rotate-credentials", 400, 20030),
+    ],
+)
+async def test_bad_user_calls_change_nothing(
+    client: httpx.AsyncClient,
+    admin: TestUser,
+    services: Any,
+    method: str,
+    path: str,
+    status: int,
+    code: int,
+) -> None:
+    target = path.format(unknown=base_name())
+    name = target.split("/")[3]
+    rows_before = await db_rows(services, "SELECT count(*) FROM user_credentials")
+    response = await client.request(method, target, headers=admin.headers)
+    assert_error(response, status, code)
+    assert await services.store.get_user(name) is None
+    assert await db_rows(services, "SELECT count(*) FROM user_credentials") == rows_before
+
+
+async def test_delete_user_removes_everything_of_theirs_and_nothing_else(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    name = base_name()
+    bob, bobx = kbase.add_user(name), kbase.add_user(name + "x")
+    s3_bob, s3_bobx = await issue(client, bob), await issue(client, bobx)
+    tenant, other = await create_group(client, admin), await create_group(client, admin)
+    await add_member(client, admin, tenant, bob.name)
+    await add_member(client, admin, other, bob.name, "read_only")
+    await add_member(client, admin, tenant, bobx.name)
+    await assign_steward(client, admin, tenant, bob.name)
+    await assign_steward(client, admin, tenant, bobx.name)
+
+    own = [
+        (BUCKET, f"users-general-warehouse/{name}/data/a.txt"),
+        (BUCKET, f"users-sql-warehouse/{name}/u_{name}__db/t.parquet"),
+        (SPARK_LOGS, f"spark-job-logs/{name}/app.log"),
+    ]
+    theirs = [
+        (BUCKET, f"users-general-warehouse/{name}x/data/a.txt"),
+        (BUCKET, f"users-sql-warehouse/{name}x/u_{name}x__db/t.parquet"),
+        (SPARK_LOGS, f"spark-job-logs/{name}x/app.log"),
+    ]
+    for bucket, key in own:
+        assert s3_bob.can_put(bucket, key)
+    for bucket, key in theirs:
+        assert s3_bobx.can_put(bucket, key)
+    # bob shares with bobx and with the tenant; bobx shares with bob.
+    await add_share(services, bob.name, f"users-general-warehouse/{name}/data", "user", bobx.name)
+    await add_share(services, bob.name, f"users-general-warehouse/{name}/data", "group", tenant)
+    await add_share(services, bobx.name, f"users-general-warehouse/{name}x/data", "user", bob.name)
+    assert s3_bobx.can_get(BUCKET, own[0][1])
+
+    response = await client.delete(f"/management/users/{name}", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["resource_name"] == name
+
+    assert await services.store.get_user(name) is None
+    policies = await policy_names(services)
+    assert not {p for p in policies if p.endswith(f"-{name}") or f"-{name}--" in p}
+    assert f"user-home-policy-{name}x" in policies
+    assert name not in (await members_of(services, tenant) or set())
+    assert name not in (await members_of(services, other + "ro") or set())
+    assert name not in (await members_of(services, "globalusers") or set())
+    assert bobx.name in (await members_of(services, tenant) or set())
+    for bucket, key in own:
+        assert await all_keys(services, bucket, key) == []
+    for bucket, key in theirs:
+        assert await all_keys(services, bucket, key) == [key]
+    assert await all_keys(services, BUCKET, f"users-general-warehouse/{name}x/README.txt")
+    for table in ("user_credentials", "user_profiles", "tenant_stewards"):
+        assert await db_rows(services, f"SELECT 1 FROM {table} WHERE username=:u", u=name) == []  # noqa: S608
+    assert await db_rows(
+        services, "SELECT 1 FROM tenant_stewards WHERE username=:u", u=bobx.name
+    ) == [(1,)]
+    assert (
+        await db_rows(
+            services,
+            "SELECT 1 FROM shares WHERE owner=:u OR (target_type='user' AND target_name=:u)",
+            u=name,
+        )
+        == []
+    )
+    # The grants bob gave are gone from the policies that held them.
+    assert not s3_bobx.can_list(BUCKET, f"users-general-warehouse/{name}/")
+    group_doc = await services.store.get_policy(f"group-policy-{tenant}")
+    assert f"users-general-warehouse/{name}/" not in str(group_doc)
+    # bobx is untouched and still works.
+    assert s3_bobx.can_get(BUCKET, theirs[0][1])
+    assert (await client.get("/credentials/", headers=bobx.headers)).status_code == 200
+    assert_error(
+        await client.delete(f"/management/users/{name}", headers=admin.headers), 404, 20031
+    )
+    audit = await db_rows(
+        services, "SELECT actor FROM audit_log WHERE action='user.delete' AND target=:u", u=name
+    )
+    assert audit == [(admin.name,)]
+
+
+async def test_rotate_all_reports_failures_and_keeps_going(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    a, b = kbase.add_user(), kbase.add_user()
+    old_a, old_b = await issue(client, a), await issue(client, b)
+    broken = "bad..name" + uuid.uuid4().hex[:6]
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO user_credentials (username, access_key, secret_key)"
+                " VALUES (:u, :u, pgp_sym_encrypt('x', 'k'))"
+            ),
+            {"u": broken},
+        )
+    response = await client.post(
+        "/management/credentials/rotate-all-credentials", headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [f["username"] for f in body["failures"]] == [broken]
+    assert "Invalid username" in body["failures"][0]["error"]
+    assert {a.name, b.name} <= set(body["rotated"])
+    assert body["rotated_count"] + body["failed_count"] == body["total_count"]
+    assert body["performed_by"] == admin.name
+    for user, old in ((a, old_a), (b, old_b)):
+        key = f"users-general-warehouse/{user.name}/data/z.txt"
+        assert not old.can_put(BUCKET, key)
+        assert (await issue(client, user)).can_put(BUCKET, key)
+    assert "secret" not in response.text.replace("secret_key", "")
+
+
+# -- groups -------------------------------------------------------------------------------------
+async def test_create_group_and_list(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    name = remember(group_name())
+    response = await client.post(f"/management/groups/{name}", headers=admin.headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["group_name"] == name and body["ro_group_name"] == name + "ro"
+    assert body["members"] == [] and body["member_count"] == 0
+    assert body["policy_name"] == f"group-policy-{name}"
+    assert body["operation"] == "create" and body["performed_by"] == admin.name
+    assert await members_of(services, name) == set()
+    assert await members_of(services, name + "ro") == set()
+    assert {f"group-policy-{name}", f"group-policy-{name}ro"} <= await policy_names(services)
+    assert await db_rows(
+        services, "SELECT created_by FROM tenant_metadata WHERE tenant_name=:t", t=name
+    ) == [(admin.name,)]
+    markers = await all_keys(services, BUCKET, f"tenant-general-warehouse/{name}/")
+    assert f"tenant-general-warehouse/{name}/README.txt" in markers
+
+    user = kbase.add_user()
+    await issue(client, user)
+    names = (await client.get("/management/groups/names", headers=user.headers)).json()
+    assert {name, name + "ro", "globalusers"} <= set(names["group_names"])
+    assert names["total_count"] == len(names["group_names"])
+    listed = (await client.get("/management/groups", headers=user.headers)).json()
+    by_name = {g["group_name"]: g for g in listed["groups"]}
+    assert by_name[name] == {"group_name": name, "members": [], "member_count": 0}
+    assert user.name in by_name["globalusers"]["members"]
+
+
+@pytest.mark.parametrize(
+    "name", ["Upper", "a", "1abc", "groupro", "admin", "has-dash", "x" * 63, "{fresh}ro"]
+)
+async def test_bad_group_names_are_refused(
+    client: httpx.AsyncClient, admin: TestUser, services: Any, name: str
+) -> None:
+    name = name.format(fresh=group_name())
+
+    async def state() -> tuple[Any, ...]:
+        return (
+            await services.store.get_group(name),
+            await policy_document(services, f"group-policy-{name}"),
+            await db_rows(services, "SELECT 1 FROM tenant_metadata WHERE tenant_name=:t", t=name),
+        )
+
+    before = await state()
+    response = await client.post(f"/management/groups/{name}", headers=admin.headers)
+    assert_error(response, 400, 20040)
+    assert await state() == before
+
+
+async def test_group_membership_calls(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    name = await create_group(client, admin)
+    user = kbase.add_user()
+    s3 = await issue(client, user)
+    key = f"tenant-general-warehouse/{name}/shared/m.txt"
+
+    added = await client.post(
+        f"/management/groups/{name}ro/members/{user.name}", headers=admin.headers
+    )
+    assert added.status_code == 200
+    assert added.json()["members"] == [user.name] and added.json()["operation"] == "add_member"
+    assert s3.can_list(BUCKET, f"tenant-general-warehouse/{name}/") and not s3.can_put(BUCKET, key)
+    await client.post(f"/management/groups/{name}/members/{user.name}", headers=admin.headers)
+    assert s3.can_put(BUCKET, key)
+    removed = await client.delete(
+        f"/management/groups/{name}/members/{user.name}", headers=admin.headers
+    )
+    assert removed.status_code == 200 and removed.json()["members"] == []
+    assert not s3.can_put(BUCKET, f"tenant-general-warehouse/{name}/shared/n.txt")
+
+    missing = group_name("nx")
+    assert_error(
+        await client.post(
+            f"/management/groups/{missing}/members/{user.name}", headers=admin.headers
+        ),
+        404,
+        20041,
+    )
+    assert await members_of(services, missing) is None  # not created on the fly
+    assert_error(
+        await client.post(
+            f"/management/groups/{name}/members/{base_name()}", headers=admin.headers
+        ),
+        404,
+        20031,
+    )
+    assert_error(
+        await client.post(f"/management/groups/{name}/members/a..b", headers=admin.headers),
+        400,
+        20030,
+    )
+    assert_error(
+        await client.delete(f"/management/groups/Bad/members/{user.name}", headers=admin.headers),
+        400,
+        20040,
+    )
+    assert await members_of(services, name) == set()
+    assert await members_of(services, name + "ro") == {user.name}
+
+
+async def test_delete_group_empties_and_removes_everything_of_it(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    name = await create_group(client, admin)
+    sibling = await create_group(client, admin, name + "x")
+    writer, reader, owner = kbase.add_user(), kbase.add_user(), kbase.add_user()
+    s3_writer = await issue(client, writer)
+    s3_reader = await issue(client, reader)
+    await issue(client, owner)
+    await add_member(client, admin, name, writer.name)
+    await add_member(client, admin, name, reader.name, "read_only")
+    await add_member(client, admin, sibling, writer.name)
+    await assign_steward(client, admin, name, writer.name)
+    await assign_steward(client, admin, sibling, writer.name)
+    data = f"tenant-general-warehouse/{name}/datasets/d.csv"
+    sibling_data = f"tenant-general-warehouse/{sibling}/datasets/d.csv"
+    assert s3_writer.can_put(BUCKET, data) and s3_writer.can_put(BUCKET, sibling_data)
+    shared = f"users-general-warehouse/{owner.name}/data"
+    await add_share(services, owner.name, shared, "group", name)
+    await add_share(services, owner.name, shared, "group", name + "ro")
+    await add_share(services, owner.name, shared, "group", sibling)
+
+    response = await client.delete(f"/management/groups/{name}", headers=admin.headers)
+    assert response.status_code == 200, response.text
+
+    assert await members_of(services, name) is None
+    assert await members_of(services, name + "ro") is None
+    assert name not in (await services.store.get_user(writer.name)).groups
+    assert name + "ro" not in (await services.store.get_user(reader.name)).groups
+    policies = await policy_names(services)
+    assert not {p for p in policies if p.startswith(f"group-policy-{name}") and sibling not in p}
+    assert f"group-policy-{sibling}" in policies
+    for table in ("tenant_metadata", "tenant_stewards"):
+        assert await db_rows(services, f"SELECT 1 FROM {table} WHERE tenant_name=:t", t=name) == []  # noqa: S608
+    assert await db_rows(
+        services,
+        "SELECT target_name FROM shares WHERE target_type='group' AND owner=:o",
+        o=owner.name,
+    ) == [(sibling,)]
+    assert await all_keys(services, BUCKET, f"tenant-general-warehouse/{name}/") == []
+    assert await all_keys(services, BUCKET, f"tenant-sql-warehouse/{name}/") == []
+    assert not s3_writer.can_get(BUCKET, data) and not s3_reader.can_get(BUCKET, data)
+    # The sibling tenant is untouched.
+    assert await members_of(services, sibling) == {writer.name}
+    assert s3_writer.can_get(BUCKET, sibling_data)
+    assert await db_rows(
+        services, "SELECT username FROM tenant_stewards WHERE tenant_name=:t", t=sibling
+    ) == [(writer.name,)]
+    listed = [
+        t["tenant_name"] for t in (await client.get("/tenants", headers=writer.headers)).json()
+    ]
+    assert name not in listed and sibling in listed
+
+    assert_error(
+        await client.delete(f"/management/groups/{name}", headers=admin.headers), 404, 20041
+    )
+    recreated = await client.post(f"/management/groups/{name}", headers=admin.headers)
+    assert recreated.json()["members"] == []
+
+
+@pytest.mark.parametrize(
+    ("group", "status", "code"),
+    [
+        ("globalusers", 400, 20040),
+        ("{name}ro", 400, 20040),
+        ("Bad", 400, 20040),
+        ("{missing}", 404, 20041),
+    ],
+)
+async def test_refused_group_deletions_change_nothing(
+    client: httpx.AsyncClient, admin: TestUser, services: Any, group: str, status: int, code: int
+) -> None:
+    name = await create_group(client, admin)
+    target = group.format(name=name, missing=group_name("nx"))
+
+    async def state() -> tuple[Any, ...]:
+        # globalusers itself is shared with concurrent test sessions: only its existence is
+        # checked below; the tenant made here must be untouched either way.
+        names = (name, name + "ro") if target == "globalusers" else (target, name, name + "ro")
+        return (
+            [await services.store.get_group(n) for n in names],
+            [await policy_document(services, f"group-policy-{n}") for n in names],
+            await db_rows(services, "SELECT 1 FROM tenant_metadata WHERE tenant_name=:t", t=name),
+        )
+
+    before = await state()
+    response = await client.delete(f"/management/groups/{target}", headers=admin.headers)
+    assert_error(response, status, code)
+    assert await state() == before
+    assert await services.store.get_group("globalusers") is not None
+    assert await services.store.get_group("globalusers") is not None

@@ -1,0 +1,606 @@
+"""/tenants on the real stack: what the API answers, and what the object store then enforces."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from minio_manager.objectstore.minio import MinioStore
+from minio_manager.provisioning.membership import GroupMembership
+from tests.support.governance import (
+    BUCKET,
+    add_member,
+    assert_error,
+    assign_steward,
+    create_group,
+    db_rows,
+    delete_created_groups,
+    group_name,
+    issue,
+    members_of,
+)
+from tests.support.kbase import KBase, TestUser
+
+
+@pytest_asyncio.fixture(scope="module", autouse=True)
+async def _delete_groups_afterwards(client: httpx.AsyncClient, kbase: KBase) -> AsyncIterator[None]:
+    yield
+    await delete_created_groups(client, kbase.add_user(admin=True))
+
+
+def general(tenant: str, rest: str) -> str:
+    return f"tenant-general-warehouse/{tenant}/{rest}"
+
+
+def sql(tenant: str, rest: str) -> str:
+    return f"tenant-sql-warehouse/{tenant}/{rest}"
+
+
+async def test_read_write_read_only_and_outsider_enforcement(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser
+) -> None:
+    tenant = await create_group(client, admin)
+    writer, reader, outsider = kbase.add_user(), kbase.add_user(), kbase.add_user()
+    s3w, s3r, s3o = [await issue(client, u) for u in (writer, reader, outsider)]
+    await add_member(client, admin, tenant, writer.name, "read_write")
+    await add_member(client, admin, tenant, reader.name, "read_only")
+
+    data = general(tenant, "datasets/a.csv")
+    table = sql(tenant, f"{tenant}_db/t.parquet")
+    assert s3w.can_put(BUCKET, data) and s3w.can_get(BUCKET, data)
+    assert s3w.can_put(BUCKET, table) and s3w.can_get(BUCKET, table)
+    assert s3w.can_list(BUCKET, f"tenant-sql-warehouse/{tenant}/")
+    # The SQL warehouse is writable only inside the tenant's own namespace.
+    assert not s3w.can_put(BUCKET, sql(tenant, "other_db/t.parquet"))
+    assert not s3w.can_put(BUCKET, sql(tenant, "loose.txt"))
+
+    assert s3r.can_get(BUCKET, data) and s3r.can_get(BUCKET, table)
+    assert s3r.can_list(BUCKET, f"tenant-general-warehouse/{tenant}/")
+    assert not s3r.can_put(BUCKET, general(tenant, "datasets/b.csv"))
+    assert not s3r.can_put(BUCKET, sql(tenant, f"{tenant}_db/u.parquet"))
+    assert not s3r.can_delete(BUCKET, data)
+
+    assert not s3o.can_get(BUCKET, data)
+    assert not s3o.can_list(BUCKET, f"tenant-general-warehouse/{tenant}/")
+    assert not s3o.can_put(BUCKET, general(tenant, "x.txt"))
+
+
+async def test_moves_and_removal_are_enforced_at_once(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    s3 = await issue(client, user)
+    target = general(tenant, "shared/f.txt")
+
+    await add_member(client, admin, tenant, user.name, "read_only")
+    assert await members_of(services, tenant + "ro") == {user.name}
+    assert s3.can_list(BUCKET, f"tenant-general-warehouse/{tenant}/")
+    assert not s3.can_put(BUCKET, target)
+
+    moved = await add_member(client, admin, tenant, user.name, "read_write")
+    assert moved["access_level"] == "read_write"
+    assert await members_of(services, tenant) == {user.name}
+    assert await members_of(services, tenant + "ro") == set()
+    assert s3.can_put(BUCKET, target)
+
+    await add_member(client, admin, tenant, user.name, "read_only")
+    assert await members_of(services, tenant) == set()
+    assert not s3.can_put(BUCKET, general(tenant, "shared/g.txt"))
+    assert s3.can_get(BUCKET, target)
+
+    response = await client.delete(f"/tenants/{tenant}/members/{user.name}", headers=admin.headers)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert not s3.can_get(BUCKET, target)
+    assert await members_of(services, tenant + "ro") == set()
+
+
+async def test_listing_counts_flags_and_sorting(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser
+) -> None:
+    tenant = await create_group(client, admin)
+    member, reader, steward, outsider = (kbase.add_user() for _ in range(4))
+    for u in (member, reader, steward, outsider):
+        await issue(client, u)
+    await add_member(client, admin, tenant, member.name)
+    await add_member(client, admin, tenant, reader.name, "read_only")
+    await assign_steward(client, admin, tenant, steward.name)
+
+    async def entry(caller: TestUser) -> dict[str, Any]:
+        response = await client.get("/tenants", headers=caller.headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        names = [t["tenant_name"] for t in body]
+        assert names == sorted(names)
+        assert not any(n.endswith("ro") for n in names)
+        assert "globalusers" in names
+        (found,) = [t for t in body if t["tenant_name"] == tenant]
+        return found
+
+    mine = await entry(member)
+    assert mine["member_count"] == 3
+    assert (mine["is_member"], mine["is_steward"]) == (True, False)
+    assert set(mine) == {
+        "tenant_name",
+        "display_name",
+        "description",
+        "website",
+        "organization",
+        "member_count",
+        "is_member",
+        "is_steward",
+    }
+    assert (await entry(reader))["is_member"] is True
+    stewarded = await entry(steward)
+    assert (stewarded["is_member"], stewarded["is_steward"]) == (True, True)
+    theirs = await entry(outsider)
+    assert (theirs["is_member"], theirs["is_steward"], theirs["member_count"]) == (False, False, 3)
+
+
+async def test_detail_shows_emails_to_insiders_only(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser
+) -> None:
+    tenant = await create_group(client, admin)
+    member = kbase.add_user(email="m@lab.example", display="Member Person")
+    steward = kbase.add_user(email="s@lab.example")
+    outsider = kbase.add_user()
+    for u in (member, steward, outsider):
+        await issue(client, u)
+    await add_member(client, admin, tenant, member.name, "read_only")
+    await assign_steward(client, admin, tenant, steward.name)
+
+    inside = (await client.get(f"/tenants/{tenant}", headers=member.headers)).json()
+    by_name = {m["username"]: m for m in inside["members"]}
+    assert by_name[member.name] == {
+        "username": member.name,
+        "display_name": "Member Person",
+        "email": "m@lab.example",
+        "access_level": "read_only",
+        "is_steward": False,
+    }
+    assert by_name[steward.name]["is_steward"] is True
+    assert by_name[steward.name]["access_level"] == "read_write"
+    assert inside["member_count"] == 2
+    assert inside["stewards"][0]["email"] == "s@lab.example"
+    assert inside["stewards"][0]["assigned_by"] == admin.name
+    assert inside["storage_paths"] == {
+        "general_warehouse": f"s3a://{BUCKET}/tenant-general-warehouse/{tenant}/",
+        "sql_warehouse": f"s3a://{BUCKET}/tenant-sql-warehouse/{tenant}/",
+        "namespace_prefix": f"{tenant}_",
+    }
+    assert inside["metadata"]["tenant_name"] == tenant
+    assert inside["metadata"]["created_by"] == admin.name
+
+    outside = (await client.get(f"/tenants/{tenant}", headers=outsider.headers)).json()
+    assert {m["username"] for m in outside["members"]} == {member.name, steward.name}
+    assert all(m["email"] is None for m in outside["members"])
+    assert all(s["email"] is None for s in outside["stewards"])
+    assert {m["display_name"] for m in outside["members"]} >= {"Member Person"}
+
+    as_admin = (await client.get(f"/tenants/{tenant}", headers=admin.headers)).json()
+    assert {m["email"] for m in as_admin["members"]} == {"m@lab.example", "s@lab.example"}
+
+
+async def test_metadata_create_patch_delete(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = group_name()
+    missing = await client.post(f"/tenants/{tenant}", headers=admin.headers)
+    assert_error(missing, 404, 40030)
+    assert (
+        await db_rows(services, "SELECT 1 FROM tenant_metadata WHERE tenant_name=:t", t=tenant)
+        == []
+    )
+
+    await create_group(client, admin, tenant)  # creates the metadata row too
+    again = await client.post(
+        f"/tenants/{tenant}", json={"display_name": "ignored"}, headers=admin.headers
+    )
+    assert again.status_code == 200
+    assert again.json()["display_name"] is None  # existing row returned unchanged
+
+    steward = kbase.add_user()
+    await issue(client, steward)
+    await assign_steward(client, admin, tenant, steward.name)
+    patched = await client.patch(
+        f"/tenants/{tenant}",
+        json={
+            "display_name": "  Soil Lab  ",
+            "website": "https://soil.example.org/x",
+            "organization": "LBL",
+        },
+        headers=steward.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["display_name"] == "Soil Lab"
+    assert body["website"] == "https://soil.example.org/x"
+    assert body["updated_by"] == steward.name
+    assert body["created_by"] == admin.name
+
+    only_description = await client.patch(
+        f"/tenants/{tenant}", json={"description": "Soils"}, headers=admin.headers
+    )
+    assert only_description.json()["display_name"] == "Soil Lab"
+    assert only_description.json()["description"] == "Soils"
+    assert only_description.json()["updated_by"] == admin.name
+
+    cleared = await client.patch(
+        f"/tenants/{tenant}", json={"website": None}, headers=admin.headers
+    )
+    assert cleared.json()["website"] is None
+    assert cleared.json()["organization"] == "LBL"
+
+    listed = (await client.get("/tenants", headers=steward.headers)).json()
+    (summary,) = [t for t in listed if t["tenant_name"] == tenant]
+    assert (summary["display_name"], summary["organization"]) == ("Soil Lab", "LBL")
+
+    deleted = await client.delete(f"/tenants/{tenant}", headers=admin.headers)
+    assert deleted.status_code == 204
+    assert (
+        await db_rows(services, "SELECT 1 FROM tenant_stewards WHERE tenant_name=:t", t=tenant)
+        == []
+    )
+    assert await members_of(services, tenant) == {steward.name}  # the group itself stays
+    assert_error(await client.delete(f"/tenants/{tenant}", headers=admin.headers), 404, 40030)
+    detail = (await client.get(f"/tenants/{tenant}", headers=steward.headers)).json()
+    assert detail["metadata"]["created_by"] is None and detail["stewards"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"website": "ftp://example.org"},
+        {"website": "javascript:alert(1)"},
+        {"website": "https://"},
+        {"website": "https://exa mple.org"},
+        {"website": "https://example.org/" + "a" * 2048},
+        {"display_name": 5},
+        {"unknown": "field"},
+        {"display_name": "x" * 257},
+    ],
+)
+async def test_malformed_patch_bodies_change_nothing(
+    client: httpx.AsyncClient, admin: TestUser, body: dict[str, Any], services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    before = await db_rows(services, "SELECT * FROM tenant_metadata WHERE tenant_name=:t", t=tenant)
+    response = await client.patch(f"/tenants/{tenant}", json=body, headers=admin.headers)
+    assert_error(response, 422, 30010)
+    after = await db_rows(services, "SELECT * FROM tenant_metadata WHERE tenant_name=:t", t=tenant)
+    assert before == after
+
+
+async def test_non_json_body_is_422(client: httpx.AsyncClient, admin: TestUser) -> None:
+    tenant = await create_group(client, admin)
+    response = await client.patch(
+        f"/tenants/{tenant}",
+        content=b"{not json",
+        headers={**admin.headers, "Content-Type": "application/json"},
+    )
+    assert_error(response, 422, 30010)
+
+
+async def test_steward_rules(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    steward, other_steward, member = kbase.add_user(), kbase.add_user(), kbase.add_user()
+    for u in (steward, other_steward, member):
+        await issue(client, u)
+    await assign_steward(client, admin, tenant, steward.name)
+    await assign_steward(client, admin, tenant, other_steward.name)
+
+    added = await add_member(client, steward, tenant, member.name, "read_only")
+    assert added["access_level"] == "read_only" and added["is_steward"] is False
+    assert_error(
+        await client.delete(f"/tenants/{tenant}/members/{steward.name}", headers=steward.headers),
+        403,
+        40020,
+    )
+    assert_error(
+        await client.delete(
+            f"/tenants/{tenant}/members/{other_steward.name}", headers=steward.headers
+        ),
+        403,
+        40020,
+    )
+    assert await members_of(services, tenant) == {steward.name, other_steward.name}
+    removed = await client.delete(
+        f"/tenants/{tenant}/members/{member.name}", headers=steward.headers
+    )
+    assert removed.status_code == 204
+    assert await members_of(services, tenant + "ro") == set()
+
+    # An admin removing a steward from the tenant also ends the stewardship.
+    await client.delete(f"/tenants/{tenant}/members/{other_steward.name}", headers=admin.headers)
+    stewards = await client.get(f"/tenants/{tenant}/stewards", headers=steward.headers)
+    assert [s["username"] for s in stewards.json()] == [steward.name]
+
+    # Removing a stewardship keeps the membership.
+    gone = await client.delete(f"/tenants/{tenant}/stewards/{steward.name}", headers=admin.headers)
+    assert gone.status_code == 204
+    assert await members_of(services, tenant) == {steward.name}
+    assert_error(
+        await client.delete(f"/tenants/{tenant}/stewards/{steward.name}", headers=admin.headers),
+        404,
+        40030,
+    )
+    # ... and the former steward can no longer edit.
+    assert_error(
+        await client.patch(
+            f"/tenants/{tenant}", json={"description": "x"}, headers=steward.headers
+        ),
+        403,
+        40020,
+    )
+
+
+async def test_assigning_a_steward(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    newcomer, reader = kbase.add_user(), kbase.add_user()
+    s3 = await issue(client, newcomer)
+    await issue(client, reader)
+    first = await assign_steward(client, admin, tenant, newcomer.name)
+    assert first["assigned_by"] == admin.name and first["username"] == newcomer.name
+    assert await members_of(services, tenant) == {newcomer.name}
+    assert s3.can_put(BUCKET, general(tenant, "projects/p.txt"))
+    again = await assign_steward(client, admin, tenant, newcomer.name)
+    assert again["assigned_at"] == first["assigned_at"]  # idempotent
+
+    # A read-only member stays read-only: they are already a member.
+    await add_member(client, admin, tenant, reader.name, "read_only")
+    await assign_steward(client, admin, tenant, reader.name)
+    assert await members_of(services, tenant + "ro") == {reader.name}
+    assert await members_of(services, tenant) == {newcomer.name}
+    rows = await db_rows(
+        services,
+        "SELECT username FROM tenant_stewards WHERE tenant_name=:t ORDER BY username",
+        t=tenant,
+    )
+    assert rows == sorted((n,) for n in (newcomer.name, reader.name))
+
+
+async def test_members_and_stewards_lists(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser
+) -> None:
+    tenant = await create_group(client, admin)
+    a, b, outsider = kbase.add_user(), kbase.add_user(), kbase.add_user()
+    for u in (a, b, outsider):
+        await issue(client, u)
+    await add_member(client, admin, tenant, a.name)
+    await add_member(client, admin, tenant, b.name, "read_only")
+    members = (await client.get(f"/tenants/{tenant}/members", headers=b.headers)).json()
+    assert [(m["username"], m["access_level"]) for m in members] == sorted(
+        [(a.name, "read_write"), (b.name, "read_only")]
+    )
+    assert all(m["email"] for m in members)
+    assert_error(
+        await client.get(f"/tenants/{tenant}/members", headers=outsider.headers), 403, 40020
+    )
+    assert_error(
+        await client.get(f"/tenants/{tenant}/stewards", headers=outsider.headers), 403, 40020
+    )
+    assert (await client.get(f"/tenants/{tenant}/stewards", headers=a.headers)).json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/tenants/{bad}", 400, 40010),
+        ("/tenants/{tenant}ro", 400, 40010),
+        ("/tenants/{missing}", 404, 40030),
+        ("/tenants/{bad}/members", 400, 40010),
+        ("/tenants/{missing}/members", 404, 40030),
+        ("/tenants/{missing}/stewards", 404, 40030),
+    ],
+)
+async def test_bad_and_unknown_tenants_on_reads(
+    client: httpx.AsyncClient, admin: TestUser, path: str, status: int, code: int
+) -> None:
+    tenant = await create_group(client, admin)
+    url = path.format(bad="Bad_Name", tenant=tenant, missing=group_name("nx"))
+    assert_error(await client.get(url, headers=admin.headers), status, code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "status", "code"),
+    [
+        ("POST", "/tenants/{tenant}/members/{user}", {"permission": "owner"}, 422, 30010),
+        ("POST", "/tenants/{tenant}/members/{user}", {"permission": ""}, 422, 30010),
+        ("POST", "/tenants/{tenant}/members/bad..name", {}, 400, 20030),
+        ("POST", "/tenants/{tenant}/members/{nobody}", {}, 404, 20031),
+        ("POST", "/tenants/{missing}/members/{user}", {}, 404, 40030),
+        ("POST", "/tenants/admin/members/{user}", {}, 400, 40010),
+        ("POST", "/tenants/{tenant}ro/members/{user}", {}, 400, 40010),
+        ("DELETE", "/tenants/{tenant}/members/{nobody}", {}, 404, 20031),
+        ("DELETE", "/tenants/{tenant}/members/-x", {}, 400, 20030),
+        ("POST", "/tenants/{tenant}/stewards/{nobody}", {}, 404, 20031),
+        ("POST", "/tenants/{missing}/stewards/{user}", {}, 404, 40030),
+        ("DELETE", "/tenants/{tenant}/stewards/{user}", {}, 404, 40030),
+        ("PATCH", "/tenants/{missing}", {}, 404, 40030),
+        ("POST", "/tenants/{bad}", {}, 400, 40010),
+        ("DELETE", "/tenants/{bad}", {}, 400, 40010),
+    ],
+)
+async def test_bad_input_changes_nothing(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    status: int,
+    code: int,
+) -> None:
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    missing, nobody = group_name("nx"), f"nobody{tenant}"
+    url = path.format(tenant=tenant, user=user.name, missing=missing, nobody=nobody, bad="9bad")
+
+    async def snapshot() -> tuple[Any, ...]:
+        return (
+            await members_of(services, tenant),
+            await members_of(services, tenant + "ro"),
+            await members_of(services, missing),
+            await services.store.get_user(nobody),
+            (await services.store.get_user(user.name)).groups,
+            await db_rows(services, "SELECT * FROM tenant_metadata WHERE tenant_name=:t", t=tenant),
+            await db_rows(services, "SELECT * FROM tenant_stewards WHERE tenant_name=:t", t=tenant),
+            await db_rows(services, "SELECT count(*) FROM tenant_metadata"),
+        )
+
+    before = await snapshot()
+    body = {"description": "x"} if method == "PATCH" else None
+    response = await client.request(method, url, params=params, json=body, headers=admin.headers)
+    assert_error(response, status, code)
+    assert await snapshot() == before
+
+
+async def test_every_change_is_audited(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    await add_member(client, admin, tenant, user.name, "read_only")
+    await add_member(client, admin, tenant, user.name, "read_write")
+    await assign_steward(client, admin, tenant, user.name)
+    await client.patch(f"/tenants/{tenant}", json={"description": "d"}, headers=user.headers)
+    await client.delete(f"/tenants/{tenant}/stewards/{user.name}", headers=admin.headers)
+    await client.delete(f"/tenants/{tenant}/members/{user.name}", headers=admin.headers)
+    await client.delete(f"/tenants/{tenant}", headers=admin.headers)
+    rows = await db_rows(
+        services,
+        "SELECT action, actor, target, details FROM audit_log"
+        " WHERE target = :t OR target LIKE :p ORDER BY id",
+        t=tenant,
+        p=f"{tenant}/%",
+    )
+    assert [r[0] for r in rows] == [
+        "group.create",
+        "tenant.member.add",
+        "tenant.member.add",
+        "steward.assign",
+        "tenant.update",
+        "steward.remove",
+        "tenant.member.remove",
+        "tenant.delete",
+    ]
+    assert rows[2][3] == {"permission": "read_write", "previous": "read_only"}
+    assert rows[4][1] == user.name
+
+
+async def test_concurrent_moves_leave_one_membership(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    levels = ["read_write", "read_only"] * 5
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/tenants/{tenant}/members/{user.name}",
+                params={"permission": p},
+                headers=admin.headers,
+            )
+            for p in levels
+        )
+    )
+    assert [r.status_code for r in responses] == [200] * len(levels)
+    rw, ro = await members_of(services, tenant), await members_of(services, tenant + "ro")
+    assert rw is not None and ro is not None
+    assert len(rw | ro) == 1 and not rw & ro
+    # The moves ran one at a time: each saw the level the previous one left behind.
+    moves = await db_rows(
+        services,
+        "SELECT details FROM audit_log WHERE action = 'tenant.member.add' AND target = :t"
+        " ORDER BY id",
+        t=f"{tenant}/{user.name}",
+    )
+    chain = [m[0] for m in moves]
+    assert len(chain) == len(levels)
+    for earlier, later in itertools.pairwise(chain):
+        assert later["previous"] == earlier["permission"]
+    assert ("read_write" if rw else "read_only") == chain[-1]["permission"]
+
+
+# -- the membership cache ------------------------------------------------------------------------
+async def test_tenant_listing_is_served_from_the_cache(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    services.membership.invalidate()  # a fresh fill: no entry is near refresh-ahead age
+    await client.get("/tenants", headers=user.headers)
+    before = services.membership.fetches
+    for _ in range(3):
+        assert (await client.get("/tenants", headers=user.headers)).status_code == 200
+    assert services.membership.fetches == before  # no store round trip at all
+
+    # A change made through this process is visible to the very next read.
+    await add_member(client, admin, tenant, user.name)
+    listed = (await client.get("/tenants", headers=user.headers)).json()
+    (entry,) = [t for t in listed if t["tenant_name"] == tenant]
+    assert entry["is_member"] is True and entry["member_count"] == 1
+
+
+async def test_cache_bound_for_changes_made_elsewhere(
+    service_env: dict[str, str], services: Any, client: httpx.AsyncClient, admin: TestUser
+) -> None:
+    """Another replica's change (here: a second, independent store client) shows up within the
+    TTL; a change through the cache's own store shows up at once."""
+    tenant = await create_group(client, admin)
+    env = service_env
+    cached_side = MinioStore(
+        env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
+    )
+    other_replica = MinioStore(
+        env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
+    )
+    membership = GroupMembership(cached_side, ttl_seconds=0.5)
+    user = "cacheuser" + tenant[1:]
+
+    async def members() -> tuple[str, ...]:
+        group = await membership.group(tenant)
+        assert group is not None
+        return group.members
+
+    try:
+        await other_replica.set_user(user, "s" * 40)
+        assert await members() == ()
+        await other_replica.add_group_members(tenant, [user])
+        assert await members() == ()  # stale, but younger than the TTL
+        await asyncio.sleep(0.6)
+        assert await members() == (user,)  # expired: refetched
+
+        await other_replica.remove_group_members(tenant, [user])
+        await asyncio.sleep(0.3)
+        assert await members() == (user,)  # past half-life: served, and refreshed behind
+        await asyncio.sleep(0.15)
+        assert await members() == ()  # the background refresh landed before expiry
+
+        await membership.store.add_group_members(tenant, [user])
+        assert await members() == (user,)  # a change through the cache's own store: at once
+        assert await membership.user_groups(user) == (tenant,)
+        await membership.store.remove_group_members(tenant, [user])
+        assert await members() == ()
+        assert await membership.user_groups(user) == ()
+    finally:
+        await other_replica.remove_group_members(tenant, [user])
+        await other_replica.delete_user(user)
+        await cached_side.close()
+        await other_replica.close()
