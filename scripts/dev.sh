@@ -98,7 +98,7 @@ cat <<EOF
   Swagger UI:  http://127.0.0.1:$API_PORT/docs
   KBase stand-in: $KBASE_AUTH_URL  (log: $STUB_LOG)
 $tokens
-  Use a token as the Authorization header: "Bearer <token>".
+  In Swagger UI, click "Authorize" and paste a token; with curl send "Authorization: Bearer <token>".
   Ctrl-C stops the API and the stand-in; \`make down\` stops the stack.
 
 EOF
