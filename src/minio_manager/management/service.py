@@ -423,37 +423,34 @@ class ManagementService:
         return self._group_response(caller, group, info, "create")
 
     async def add_member(self, caller: Caller, group: str, user: str) -> GroupManagementResponse:
-        _require_admin(caller)
-        validate_group_name(group)
-        validate_username(user)
-        async with self._group_lock(group):
-            await self._existing_group(group)
-            await self._existing_user(user)
-            await self._store.add_group_members(group, [user])
-            async with transaction(self._engine) as conn:
-                await audit.record(
-                    conn, actor=caller.username, action="group.member.add", target=f"{group}/{user}"
-                )
-            info = await self._store.get_group(group)
-        return self._group_response(caller, group, info, "add_member")
+        return await self._change_member(caller, group, user, add=True)
 
     async def remove_member(self, caller: Caller, group: str, user: str) -> GroupManagementResponse:
+        return await self._change_member(caller, group, user, add=False)
+
+    async def _change_member(
+        self, caller: Caller, group: str, user: str, *, add: bool
+    ) -> GroupManagementResponse:
+        """Add or remove one member of exactly the group named (``g`` or ``g``ro)."""
         _require_admin(caller)
         validate_group_name(group)
         validate_username(user)
         async with self._group_lock(group):
             await self._existing_group(group)
             await self._existing_user(user)
-            await self._store.remove_group_members(group, [user])
+            if add:
+                await self._store.add_group_members(group, [user])
+            else:
+                await self._store.remove_group_members(group, [user])
             async with transaction(self._engine) as conn:
                 await audit.record(
                     conn,
                     actor=caller.username,
-                    action="group.member.remove",
+                    action="group.member.add" if add else "group.member.remove",
                     target=f"{group}/{user}",
                 )
             info = await self._store.get_group(group)
-        return self._group_response(caller, group, info, "remove_member")
+        return self._group_response(caller, group, info, "add_member" if add else "remove_member")
 
     async def delete_group(self, caller: Caller, group: str) -> ResourceDeleteResponse:
         """Delete ``g`` and ``g``ro (SPEC FIX: emptied first), the shares they received, their
