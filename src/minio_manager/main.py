@@ -18,6 +18,7 @@ from minio_manager.config import Settings, get_settings
 from minio_manager.credentials.router import router as credentials_router
 from minio_manager.db.engine import transaction
 from minio_manager.db.migrations import upgrade_to_head
+from minio_manager.docs_ui import install_docs
 from minio_manager.errors import (
     AuthServiceUnavailable,
     InternalError,
@@ -126,7 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         root_path=settings.service_root_path,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app, settings.service_root_path)
     app.state.settings = settings
     _install_error_handlers(app)
 

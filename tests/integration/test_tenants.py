@@ -571,7 +571,9 @@ async def test_cache_bound_for_changes_made_elsewhere(
     other_replica = MinioStore(
         env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
     )
-    membership = GroupMembership(cached_side, ttl_seconds=0.5)
+    # A TTL long enough that scheduler hiccups on a loaded CI machine cannot cross a boundary.
+    ttl = 2.0
+    membership = GroupMembership(cached_side, ttl_seconds=ttl)
     user = "cacheuser" + tenant[1:]
 
     async def members() -> tuple[str, ...]:
@@ -584,14 +586,17 @@ async def test_cache_bound_for_changes_made_elsewhere(
         assert await members() == ()
         await other_replica.add_group_members(tenant, [user])
         assert await members() == ()  # stale, but younger than the TTL
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(ttl * 1.2)
         assert await members() == (user,)  # expired: refetched
 
         await other_replica.remove_group_members(tenant, [user])
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(ttl * 0.6)
         assert await members() == (user,)  # past half-life: served, and refreshed behind
-        await asyncio.sleep(0.15)
-        assert await members() == ()  # the background refresh landed before expiry
+        for _ in range(int(ttl * 4)):  # within ~0.4 s: the refresh lands well before expiry
+            if await members() == ():
+                break
+            await asyncio.sleep(0.05)
+        assert await members() == ()
 
         await membership.store.add_group_members(tenant, [user])
         assert await members() == (user,)  # a change through the cache's own store: at once
