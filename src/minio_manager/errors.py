@@ -76,6 +76,12 @@ class ObjectStoreUnavailable(ServiceError):
     code, error_type, status = 20050, "object_store_unavailable", 503
 
 
+class ObjectStoreRefused(ServiceError):
+    """MinIO refused an operation we did not expect it to refuse (e.g. a concurrent change)."""
+
+    code, error_type, status = 20051, "object_store_refused", 502
+
+
 class BucketInvalid(ServiceError):
     code, error_type, status = 30020, "bucket_invalid", 400
 

@@ -1,16 +1,21 @@
 """The one lock helper: named Redis locks shared by every replica.
 
 A lock has a wait limit (how long a caller queues before giving up with a 409-style error)
-and an expiry (how long Redis keeps it if its holder dies); the expiry must cover the work.
+and an expiry (how long Redis keeps it if its holder dies). While the holder is alive the
+expiry is renewed every third of its length, so long work (deleting a user's data) never
+outlives its lock, yet a crashed holder frees it within one expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -33,6 +38,18 @@ class LockManager:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
+    @staticmethod
+    async def _keep_alive(lock: Lock, name: str, expiry_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(expiry_seconds / 3)
+            try:
+                await lock.reacquire()
+            except LockNotOwnedError:
+                log.error("lock %s was lost while held (expired or taken over)", name)
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("lock %s renewal failed: %s", name, type(exc).__name__)
+
     @asynccontextmanager
     async def hold(
         self,
@@ -54,9 +71,13 @@ class LockManager:
             raise LockServiceUnavailable("the lock service (Redis) failed") from None
         if not acquired:
             raise on_timeout(name)
+        renewal = asyncio.create_task(self._keep_alive(lock, name, expiry_seconds))
         try:
             yield
         finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
             try:
                 await lock.release()
             except LockNotOwnedError:

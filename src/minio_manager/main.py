@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minio_manager.audit.router import router as audit_router
+from minio_manager.auth.deps import bearer_token
 from minio_manager.config import Settings, get_settings
 from minio_manager.credentials.router import router as credentials_router
-from minio_manager.db.engine import transaction
+from minio_manager.db.engine import is_data_error, transaction
 from minio_manager.db.migrations import upgrade_to_head
 from minio_manager.docs_ui import install_docs
 from minio_manager.errors import (
     AuthServiceUnavailable,
     InternalError,
     NotFound,
+    ObjectStoreRefused,
     RequestValidationFailed,
     ServiceError,
     error_body,
@@ -30,6 +36,7 @@ from minio_manager.errors import (
 from minio_manager.health.router import router as health_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
+from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.request_context import request_id_var
 from minio_manager.services import build_services
 from minio_manager.sharing.router import router as sharing_router
@@ -86,13 +93,54 @@ def _envelope(error: ServiceError) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.status)
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _clean_request_id(value: str | None) -> str:
+    """Echo a caller's id only if it is short and plain (it lands in logs and the audit)."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def _needs_auth(request: Request) -> bool:
+    return not request.url.path.rstrip("/").endswith("/health")
+
+
+class ErrorEnvelope(BaseModel):
+    """The one error body of every failure (SPEC §4)."""
+
+    error: int
+    error_type: str
+    message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in (
+        (401, "No, malformed or rejected token (10010, 10030, 10020)"),
+        (403, "Missing role or not allowed (10040, 20042, 40020)"),
+        (404, "Not found (20031, 20041, 40030, 40400)"),
+        (422, "Invalid request (30010)"),
+        (503, "A dependency is unavailable (20050, 50010, 50020, 50030)"),
+    )
+}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return _envelope(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses the body before it resolves dependencies; a caller without a usable
+        # Authorization header must still hear 401 first (SPEC §3), not a body complaint.
+        if request.scope.get("route") is not None and _needs_auth(request):
+            try:
+                bearer_token(request)
+            except ServiceError as auth_error:
+                return _envelope(auth_error)
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
@@ -109,9 +157,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         error.error_type = "http_error"
         return _envelope(error)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    @app.exception_handler(ObjectStoreRejected)
+    async def store_rejected(_: Request, exc: ObjectStoreRejected) -> JSONResponse:
+        log.warning("object store refused an operation: %s", exc.code)
+        return _envelope(ObjectStoreRefused(f"the object store refused the operation ({exc.code})"))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # hide_parameters keeps bound values out of ``exc``; asyncpg's own DataError text may
+        # still quote a value, so only the class name is logged.
+        if is_data_error(exc):
+            log.info("database refused a value: %s", type(exc.orig).__name__)
+            return _envelope(RequestValidationFailed("a value is not acceptable (e.g. NUL)"))
+        log.error("database error %s", type(exc.orig).__name__)
         return _envelope(InternalError("internal error; see the service log"))
 
 
@@ -129,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.service_root_path,
         docs_url=None,
         redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     install_docs(app, settings.service_root_path)
     app.state.settings = settings
@@ -138,13 +197,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def request_id(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(rid[:64])
+        rid = _clean_request_id(request.headers.get("x-request-id"))
+        token = request_id_var.set(rid)
         try:
             response = await call_next(request)
+        except Exception as exc:
+            # Logged once, here, with the request id; the client gets the envelope and the id.
+            log.error("unhandled %s (request %s)", type(exc).__name__, rid, exc_info=exc)
+            response = _envelope(InternalError(f"internal error; request id {rid}"))
         finally:
             request_id_var.reset(token)
-        response.headers["X-Request-ID"] = rid[:64]
+        response.headers["X-Request-ID"] = rid
         return response
 
     for router in (

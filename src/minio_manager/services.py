@@ -140,6 +140,15 @@ def build_services(settings: Settings) -> Services:
             group_lock_expiry_seconds=settings.policy_lock_expiry_seconds,
         ),
         workspaces=WorkspaceService(store, membership, layout),
-        sharing=SharingService(engine, store, layout, policies, groups),
+        sharing=SharingService(
+            engine,
+            store,
+            layout,
+            policies,
+            groups,
+            locks,
+            lock_wait_seconds=settings.policy_lock_wait_seconds,
+            lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+        ),
         regenerator=PolicyRegenerator(engine, store, policies),
     )

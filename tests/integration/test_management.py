@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +13,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
+from minio_manager.errors import ServiceError
+from minio_manager.locks import credential_lock_name
 from tests.support.governance import (
     BUCKET,
     add_member,
@@ -124,6 +128,157 @@ async def test_rotate_user_credentials(
     assert (await client.get("/credentials/", headers=user.headers)).json()["secret_key"] == body[
         "secret_key"
     ]
+
+
+async def test_admin_rotation_waiting_on_a_deletion_does_not_recreate_the_user(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Admin rotations that passed their checks before ``delete_user`` ran find the user gone
+    once they get the credential lock: 404 / a per-user failure, and nobody re-created."""
+    user = kbase.add_user()
+    await issue(client, user)
+    # The test holds the credential lock and runs the real deletion inside it, so both
+    # rotations are certain to be waiting for the lock while the user is deleted.
+    monkeypatch.setattr(services.management, "_credential_lock", lambda _: contextlib.nullcontext())
+    async with services.locks.hold(
+        credential_lock_name(user.name),
+        wait_seconds=10,
+        expiry_seconds=120,
+        on_timeout=lambda name: ServiceError(f"test could not take {name}"),
+    ):
+        single = asyncio.create_task(
+            client.post(f"/management/users/{user.name}/rotate-credentials", headers=admin.headers)
+        )
+        every = asyncio.create_task(
+            client.post("/management/credentials/rotate-all-credentials", headers=admin.headers)
+        )
+        await asyncio.sleep(1.0)
+        deleted = await client.delete(f"/management/users/{user.name}", headers=admin.headers)
+        assert deleted.status_code == 200, deleted.text
+    assert_error(await single, 404, 20031)
+    everyone = await every
+    assert everyone.status_code == 200, everyone.text
+    failures = {f["username"]: f["error"] for f in everyone.json()["failures"]}
+    assert "not found" in failures[user.name]
+    assert user.name not in everyone.json()["rotated"]
+    assert await services.store.get_user(user.name) is None
+    assert (
+        await db_rows(services, "SELECT 1 FROM user_credentials WHERE username=:u", u=user.name)
+        == []
+    )
+
+    # The user's own rotation still provisions them, as their first login would.
+    own = await client.post("/credentials/rotate", headers=user.headers)
+    assert own.status_code == 200, own.text
+    s3 = S3User(user.name, own.json()["secret_key"])
+    assert s3.can_put(BUCKET, f"users-general-warehouse/{user.name}/data/back.txt")
+
+
+async def test_shares_committed_during_a_user_deletion_are_swept(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A share to (or from) a user being deleted checks that the user exists (it does: the
+    store user goes last) and commits after the deletion's transaction; the deletion's final
+    sweep removes those rows and re-renders the other side."""
+    owner, victim, other = kbase.add_user(), kbase.add_user(), kbase.add_user()
+    s3_owner = await issue(client, owner)
+    s3_victim, s3_other = await issue(client, victim), await issue(client, other)
+    owner_file = f"users-general-warehouse/{owner.name}/data/late/f.txt"
+    victim_file = f"users-general-warehouse/{victim.name}/data/given/f.txt"
+    assert s3_owner.can_put(BUCKET, owner_file) and s3_victim.can_put(BUCKET, victim_file)
+    original = services.policies.remove_user_policies
+
+    async def share_meanwhile(name: str) -> None:
+        await services.sharing.share(
+            owner.name,
+            f"s3a://{BUCKET}/users-general-warehouse/{owner.name}/data/late",
+            [victim.name],
+            [],
+            "read",
+        )
+        await services.sharing.share(
+            victim.name,
+            f"s3a://{BUCKET}/users-general-warehouse/{victim.name}/data/given",
+            [other.name],
+            [],
+            "read",
+        )
+        assert s3_other.can_list(BUCKET, f"users-general-warehouse/{victim.name}/data/given/")
+        await original(name)
+
+    monkeypatch.setattr(services.policies, "remove_user_policies", share_meanwhile)
+    response = await client.delete(f"/management/users/{victim.name}", headers=admin.headers)
+    assert response.status_code == 200, response.text
+
+    assert (
+        await db_rows(
+            services,
+            "SELECT 1 FROM shares WHERE owner=:u OR (target_type='user' AND target_name=:u)",
+            u=victim.name,
+        )
+        == []
+    )
+    # The grant the deleted user gave is gone from the other user's policy too.
+    assert not s3_other.can_list(BUCKET, f"users-general-warehouse/{victim.name}/data/given/")
+    doc = await services.store.get_policy(f"user-home-policy-{other.name}")
+    assert f"users-general-warehouse/{victim.name}/" not in str(doc)
+
+
+async def test_share_to_a_group_being_deleted_is_refused_not_orphaned(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A share to a group starts while the group is being deleted (the group still exists
+    then): it waits for the group's lock, then finds the group gone — an error entry, no row."""
+    owner = kbase.add_user()
+    await issue(client, owner)
+    group = await create_group(client, admin)
+    original = services.policies.remove_group_policies
+    started: list[asyncio.Task[Any]] = []
+
+    async def share_meanwhile(name: str) -> None:
+        if not started:
+            started.append(
+                asyncio.create_task(
+                    services.sharing.share(
+                        owner.name,
+                        f"s3a://{BUCKET}/users-general-warehouse/{owner.name}/data/team",
+                        [],
+                        [group, group + "ro"],
+                        "read",
+                    )
+                )
+            )
+            await asyncio.sleep(1.0)  # the share would check and commit now
+        await original(name)
+
+    monkeypatch.setattr(services.policies, "remove_group_policies", share_meanwhile)
+    response = await client.delete(f"/management/groups/{group}", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    outcome = await started[0]
+    assert outcome.groups == []
+    assert len(outcome.errors) == 2 and all("no such group" in e for e in outcome.errors)
+    assert (
+        await db_rows(
+            services,
+            "SELECT 1 FROM shares WHERE target_type='group' AND target_name IN (:g, :r)",
+            g=group,
+            r=group + "ro",
+        )
+        == []
+    )
+    assert await members_of(services, group) is None
 
 
 async def test_user_names_and_paging(
@@ -356,6 +511,57 @@ async def test_create_group_and_list(
     by_name = {g["group_name"]: g for g in listed["groups"]}
     assert by_name[name] == {"group_name": name, "members": [], "member_count": 0}
     assert user.name in by_name["globalusers"]["members"]
+
+
+async def test_new_group_does_not_inherit_share_rows_left_under_its_name(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    """Share rows naming a group that does not exist (left by an earlier group of that name)
+    are deleted when the name is created, before its policies are rendered."""
+    owner, writer, reader = kbase.add_user(), kbase.add_user(), kbase.add_user()
+    s3_owner = await issue(client, owner)
+    s3_writer, s3_reader = await issue(client, writer), await issue(client, reader)
+    key = f"users-general-warehouse/{owner.name}/data/old/f.txt"
+    assert s3_owner.can_put(BUCKET, key)
+    name = remember(group_name())
+    async with services.engine.begin() as conn:
+        for target, level in ((name, "write"), (name + "ro", "read")):
+            await conn.execute(
+                text(
+                    "INSERT INTO shares (owner, bucket, key, target_type, target_name, level,"
+                    " created_by) VALUES (:o, :b, :k, 'group', :t, :l, :o)"
+                ),
+                {
+                    "o": owner.name,
+                    "b": BUCKET,
+                    "k": f"users-general-warehouse/{owner.name}/data/old",
+                    "t": target,
+                    "l": level,
+                },
+            )
+
+    await create_group(client, admin, name)
+    for group, member in ((name, writer), (name + "ro", reader)):
+        added = await client.post(
+            f"/management/groups/{group}/members/{member.name}", headers=admin.headers
+        )
+        assert added.status_code == 200, added.text
+    for s3 in (s3_writer, s3_reader):
+        assert not s3.can_get(BUCKET, key)
+        assert not s3.can_list(BUCKET, f"users-general-warehouse/{owner.name}/data/old/")
+    assert not s3_writer.can_put(BUCKET, f"users-general-warehouse/{owner.name}/data/old/w.txt")
+    assert (
+        await db_rows(
+            services,
+            "SELECT 1 FROM shares WHERE target_type='group' AND target_name IN (:g, :r)",
+            g=name,
+            r=name + "ro",
+        )
+        == []
+    )
+    for group in (name, name + "ro"):
+        doc = await services.store.get_policy(f"group-policy-{group}")
+        assert f"users-general-warehouse/{owner.name}/" not in str(doc)
 
 
 @pytest.mark.parametrize(

@@ -250,6 +250,38 @@ async def test_unsharing_what_was_never_shared_succeeds(
     assert body["errors"] == []
 
 
+async def test_new_user_does_not_inherit_share_rows_left_under_its_name(
+    client: httpx.AsyncClient, kbase: KBase, services: Any, alice: Owner
+) -> None:
+    """A share row naming a user who does not exist (left by an earlier user of that name)
+    is deleted when the name is provisioned, before its policies are rendered."""
+    file = alice.put("data/old/f.txt")
+    name = "u" + secrets.token_hex(5)
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO shares (owner, bucket, key, target_type, target_name, level,"
+                " created_by) VALUES (:o, :b, :k, 'user', :t, 'write', :o)"
+            ),
+            {"o": alice.user.name, "b": BUCKET, "k": alice.key("data/old"), "t": name},
+        )
+    newcomer = kbase.add_user(name)
+    s3 = await issue(client, newcomer)
+    assert not s3.can_get(BUCKET, file)
+    assert not s3.can_list(BUCKET, alice.key("data/old/"))
+    assert not s3.can_put(BUCKET, alice.key("data/old/mine.txt"))
+    async with services.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT 1 FROM shares WHERE target_type='user' AND target_name=:t"), {"t": name}
+        )
+        assert rows.all() == []
+    doc = await services.store.get_policy(f"user-home-policy-{name}")
+    assert alice.key("data/old") not in str(doc)
+    # Sharing with the new user afterwards works as usual.
+    await share(client, alice, alice.url("data/old"), users=[name], permission="read")
+    assert s3.can_get(BUCKET, file)
+
+
 # -- groups ----------------------------------------------------------------------------------
 
 

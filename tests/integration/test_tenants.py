@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest_asyncio
 
 from minio_manager.objectstore.minio import MinioStore
 from minio_manager.provisioning.membership import GroupMembership
+from minio_manager.tenants import store as tenant_store
 from tests.support.governance import (
     BUCKET,
     add_member,
@@ -535,6 +537,82 @@ async def test_concurrent_moves_leave_one_membership(
     for earlier, later in itertools.pairwise(chain):
         assert later["previous"] == earlier["permission"]
     assert ("read_write" if rw else "read_only") == chain[-1]["permission"]
+
+
+# -- checks repeated under the tenant lock -------------------------------------------------------
+async def test_changes_waiting_on_a_group_deletion_do_not_recreate_it(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steward assignment, member add and metadata edits that passed their checks before
+    ``delete_group`` ran must find the tenant gone once they get the lock: adding a member
+    to a deleted group would re-create it in the store without its policies or twin."""
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    # The test holds the tenant lock itself and runs the real deletion inside it, so the
+    # calls below are certain to have passed their early checks and to wait for the lock.
+    monkeypatch.setattr(services.management, "_group_lock", lambda _: contextlib.nullcontext())
+    async with services.tenants.group_lock(tenant):
+        waiting = [
+            asyncio.create_task(
+                client.post(f"/tenants/{tenant}/stewards/{user.name}", headers=admin.headers)
+            ),
+            asyncio.create_task(
+                client.post(
+                    f"/tenants/{tenant}/members/{user.name}",
+                    params={"permission": "read_only"},
+                    headers=admin.headers,
+                )
+            ),
+            asyncio.create_task(
+                client.patch(f"/tenants/{tenant}", json={"description": "x"}, headers=admin.headers)
+            ),
+            asyncio.create_task(client.post(f"/tenants/{tenant}", headers=admin.headers)),
+        ]
+        await asyncio.sleep(1.0)
+        deleted = await client.delete(f"/management/groups/{tenant}", headers=admin.headers)
+        assert deleted.status_code == 200, deleted.text
+    for response in await asyncio.gather(*waiting):
+        assert_error(response, 404, 40030)
+    assert await members_of(services, tenant) is None
+    assert await members_of(services, tenant + "ro") is None
+    assert tenant not in (await services.store.get_user(user.name)).groups
+    for table in ("tenant_metadata", "tenant_stewards"):
+        query = f"SELECT 1 FROM {table} WHERE tenant_name=:t"  # noqa: S608
+        assert await db_rows(services, query, t=tenant) == []
+
+
+async def test_steward_status_of_a_removed_member_is_checked_under_the_lock(
+    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+) -> None:
+    """A steward's removal of a member who became a steward while the call waited is 403."""
+    tenant = await create_group(client, admin)
+    steward, target = kbase.add_user(), kbase.add_user()
+    for u in (steward, target):
+        await issue(client, u)
+    await assign_steward(client, admin, tenant, steward.name)
+    await add_member(client, admin, tenant, target.name)
+    async with services.tenants.group_lock(tenant):
+        removal = asyncio.create_task(
+            client.delete(f"/tenants/{tenant}/members/{target.name}", headers=steward.headers)
+        )
+        await asyncio.sleep(1.0)
+        # An admin makes the target a steward meanwhile (written directly: the API call
+        # would itself wait for the lock held here).
+        async with services.engine.begin() as conn:
+            await tenant_store.add_steward(conn, tenant, target.name, admin.name)
+    assert_error(await removal, 403, 40020)
+    assert await members_of(services, tenant) == {steward.name, target.name}
+    assert await db_rows(
+        services,
+        "SELECT 1 FROM tenant_stewards WHERE tenant_name=:t AND username=:u",
+        t=tenant,
+        u=target.name,
+    ) == [(1,)]
 
 
 # -- the membership cache ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from minio_manager.auth.deps import AdminDep, ServicesDep
 router = APIRouter(prefix="/management", tags=["management"])
 
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000  # keeps the SQL offset far from 64-bit overflow
 
 
 class AuditEntry(BaseModel):
@@ -40,7 +41,7 @@ class AuditPageResponse(BaseModel):
 async def list_audit(
     _: AdminDep,
     services: ServicesDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,6 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from minio_manager.errors import InvalidAuthHeader, MissingRole, MissingToken
 from minio_manager.services import Services
+
+# A token is one run of visible ASCII; anything else cannot be a KBase token (and would not
+# even fit in an HTTP header sent on to KBase).
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]{1,4096}")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ def bearer_token(request: Request) -> str:
         raise MissingToken("authorization header required")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    if scheme.lower() != "bearer" or not token or not _TOKEN_CHARS.fullmatch(token):
         raise InvalidAuthHeader("authorization header must be 'Bearer <token>'")
     return token
 

@@ -61,7 +61,7 @@ class KBaseAuthClient:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
         self._cache: OrderedDict[str, tuple[KBaseUser, float]] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[KBaseUser]] = {}
+        self._inflight: dict[str, asyncio.Task[KBaseUser]] = {}
         self._max_entries = max_entries
         self._names: dict[str, tuple[str | None, float]] = {}
         self.on_lookup = on_lookup
@@ -107,30 +107,32 @@ class KBaseAuthClient:
         if cached is not None:
             user, valid_until = cached
             if time.monotonic() < valid_until:
+                self._cache.move_to_end(key)
                 return user
             self._cache.pop(key, None)
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[KBaseUser] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            user = await self._lookup(key, token)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        else:
-            future.set_result(user)
-            return user
-        finally:
-            self._inflight.pop(key, None)
+        task = self._inflight.get(key)
+        if task is None:
+            # A task of its own: a caller that disconnects (is cancelled) does not cancel the
+            # lookup that other callers with the same token are waiting for.
+            task = asyncio.create_task(self._lookup(key, token))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._lookup_done(key, done))
+        return await asyncio.shield(task)
+
+    def _lookup_done(self, key: str, task: asyncio.Task[KBaseUser]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an unawaited failure is not reported twice
 
     async def _lookup(self, key: str, token: str) -> KBaseUser:
         self.lookups += 1
         token_info, me = await asyncio.gather(
             self._get("api/V2/token", token), self._get("api/V2/me", token)
         )
+        if not isinstance(me, dict) or not isinstance(token_info, dict) or not me.get("user"):
+            log.warning("KBase auth answered an unexpected body shape")
+            raise AuthServiceUnavailable("the KBase auth service answered unexpectedly")
         user = KBaseUser(
             username=str(me["user"]),
             custom_roles=frozenset(me.get("customroles") or ()),

@@ -22,7 +22,9 @@ async def get_credentials(caller: CallerDep, services: ServicesDep) -> Credentia
 @router.post("/rotate", response_model=CredentialsResponse)
 async def rotate_credentials(caller: CallerDep, services: ServicesDep) -> CredentialsResponse:
     """Replace your secret; the old one stops working at once."""
-    creds = await services.credentials.rotate(caller.username, actor=caller.username)
+    creds = await services.credentials.rotate(
+        caller.username, actor=caller.username, provision_missing=True
+    )
     return CredentialsResponse(
         username=caller.username, access_key=creds.access_key, secret_key=creds.secret_key
     )

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from minio_manager.config import Settings
@@ -41,10 +42,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+# SQLSTATE classes meaning "the database cannot serve you right now", not "your query is
+# wrong": connection exceptions, insufficient resources (too many connections), operator
+# intervention (starting up, shutting down), and a read-only standby after a failover.
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57", "25006")
+
+
+def _sqlstate(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """A value the database refused (class 22, e.g. a NUL byte or an out-of-range number)."""
+    return isinstance(exc, DBAPIError) and (
+        _sqlstate(exc).startswith("22") or type(exc.orig).__name__ == "DataError"
+    )
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or _sqlstate(exc).startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
+    ):
         return True
     return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
@@ -85,7 +106,7 @@ async def read(engine: AsyncEngine, query: Callable[[AsyncConnection], Awaitable
                 log.warning("database unavailable: %s", type(exc).__name__)
                 raise DatabaseUnavailable("the database is unavailable") from None
             raise
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, PoolTimeout) as exc:
             log.warning("database unavailable: %s", type(exc).__name__)
             raise DatabaseUnavailable("the database is unavailable") from None
     raise DatabaseUnavailable("the database is unavailable")

@@ -34,7 +34,7 @@ async def list_user_names(caller: AdminDep, services: ServicesDep) -> UserNamesR
 async def list_users(
     caller: AdminDep,
     services: ServicesDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> UserListResponse:
     """One page of users with their groups and policy counts."""

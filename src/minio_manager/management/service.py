@@ -254,10 +254,14 @@ class ManagementService:
         return await self._user_response(caller, creds, "create")
 
     async def rotate_user(self, caller: Caller, user: str) -> UserManagementResponse:
-        """New secret for an existing user (404 for an unknown one, SPEC FIX)."""
+        """New secret for an existing user (404 for an unknown one, SPEC FIX).
+
+        Existence is checked under the credential lock (inside ``rotate``), so a user deleted
+        meanwhile is a 404, never re-created.
+        """
         _require_admin(caller)
-        await self._existing_user(user)
-        creds = await self._credentials.rotate(user, actor=caller.username)
+        validate_username(user)
+        creds = await self._credentials.rotate(user, actor=caller.username, provision_missing=False)
         return await self._user_response(caller, creds, "rotate")
 
     async def rotate_all(self, caller: Caller) -> RotateAllResponse:
@@ -272,7 +276,7 @@ class ManagementService:
 
         async def rotate(user: str) -> str | None:
             try:
-                await self._credentials.rotate(user, actor=caller.username)
+                await self._credentials.rotate(user, actor=caller.username, provision_missing=False)
             except ServiceError as exc:
                 log.warning("rotation of %s failed: %s", user, exc.message)
                 return exc.message
@@ -343,6 +347,24 @@ class ManagementService:
             )
             raise failed[0][1]
 
+    async def _sweep_user_rows(self, user: str) -> None:
+        """Last step of a user deletion, once the store user is gone: drop share and steward
+        rows naming the user that were committed while the deletion ran (a share or a
+        stewardship checks that the user exists before it commits, and the user still did).
+        Nothing can add such rows any more: every such call now finds the user missing."""
+        async with transaction(self._engine) as conn:
+            affected = await share_store.delete_involving_user(conn, user)
+            stewardships = await tenant_store.remove_steward_everywhere(conn, user)
+        if affected or stewardships:
+            log.warning(
+                "user %s: removed rows committed during its deletion (shares affecting %s,"
+                " stewardships %s)",
+                user,
+                ", ".join(f"{k}:{n}" for k, n in affected) or "-",
+                stewardships or "-",
+            )
+        await self._resync(affected)
+
     async def delete_user(self, caller: Caller, user: str) -> ResourceDeleteResponse:
         """Delete a user and everything of theirs (SPEC FIX): group memberships, credentials,
         profile, steward rows, shares given and received (re-rendering the other side),
@@ -376,6 +398,7 @@ class ManagementService:
                 *(self._store.delete_prefix(b, p) for b, p in self._user_prefixes(user))
             )
             await self._store.delete_user(user)
+            await self._sweep_user_rows(user)
         return ResourceDeleteResponse(
             resource_type="user",
             resource_name=user,
@@ -407,8 +430,20 @@ class ManagementService:
         """
         _require_admin(caller)
         validate_group_name(group, for_creation=True)
+        twin = read_only_group(group)
         async with self._group_lock(group):
-            existed = await self._store.get_group(group) is not None
+            rw, ro = await asyncio.gather(self._store.get_group(group), self._store.get_group(twin))
+            existed = rw is not None
+            # A name that is new in the store must not inherit share rows left from an earlier
+            # group of that name. Under the group lock, where shares to ``g``/``g``ro check
+            # existence and commit, so no share made to the new group can be swept.
+            # ``globalusers`` is everyone, not a recyclable name: its rows are public shares.
+            missing = [(share_store.GROUP, n) for n, i in ((group, rw), (twin, ro)) if i is None]
+            if missing and group != GLOBAL_GROUP:
+                async with transaction(self._engine) as conn:
+                    stale = await share_store.delete_received(conn, missing)
+                if stale:
+                    log.warning("dropped %d stale share rows naming new group %s", stale, group)
             await self._groups.ensure_group(group)
             async with transaction(self._engine) as conn:
                 await tenant_store.create(conn, group, caller.username, {})
@@ -505,6 +540,14 @@ class ManagementService:
                 ),
             )
             await asyncio.gather(self._store.delete_group(group), self._store.delete_group(twin))
+            # Shares to ``g``/``g``ro check existence and commit under this lock, so normally
+            # nothing is left; the sweep makes "no rows for a missing group" hold regardless.
+            async with transaction(self._engine) as conn:
+                late = await share_store.delete_received(
+                    conn, [(share_store.GROUP, group), (share_store.GROUP, twin)]
+                )
+            if late:
+                log.warning("group %s: removed %d share rows added during deletion", group, late)
         return ResourceDeleteResponse(
             resource_type="group",
             resource_name=group,

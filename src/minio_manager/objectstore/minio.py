@@ -46,6 +46,7 @@ NOT_FOUND_CODES = frozenset(
 )
 
 
+CIPHER_CONCURRENCY = 4
 RETRYABLE_TRANSPORT_ERRORS = (
     httpx.ReadError,
     httpx.WriteError,
@@ -91,6 +92,9 @@ class MinioStore:
         self._access_key = access_key
         self._secret_key = secret_key
         self.policy_max_bytes = policy_max_bytes
+        # Each madmin cipher call holds 64 MiB (Argon2id) for its duration: bound how many run
+        # at once so a burst of first logins cannot balloon memory.
+        self._cipher_slots = asyncio.Semaphore(CIPHER_CONCURRENCY)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
             limits=httpx.Limits(
@@ -181,10 +185,12 @@ class MinioStore:
 
     async def _encrypt(self, payload: dict[str, Any]) -> bytes:
         raw = json.dumps(payload).encode()
-        return await asyncio.to_thread(encrypt_payload, raw, self._secret_key)
+        async with self._cipher_slots:
+            return await asyncio.to_thread(encrypt_payload, raw, self._secret_key)
 
     async def _decrypt(self, data: bytes) -> Any:
-        plain = await asyncio.to_thread(decrypt_payload, data, self._secret_key)
+        async with self._cipher_slots:
+            plain = await asyncio.to_thread(decrypt_payload, data, self._secret_key)
         return json.loads(plain or b"null")
 
     async def ping(self) -> None:
@@ -330,40 +336,62 @@ class MinioStore:
             *(self._send("PUT", f"/{o.bucket}/{o.key}", body=o.body) for o in objects)
         )
 
+    async def _list_page(
+        self, bucket: str, prefix: str, token: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page (≤1000 keys) and the continuation token, or None at the end."""
+        params = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+        if token:
+            params["continuation-token"] = token
+        try:
+            response = await self._send("GET", f"/{bucket}", params=params)
+        except ObjectStoreRejected as exc:
+            if exc.not_found:
+                return [], None
+            raise
+        root = ET.fromstring(response.content)  # noqa: S314 - trusted local server
+        keys = [el.text or "" for el in root.iter(f"{S3_NS}Key")]
+        following = root.findtext(f"{S3_NS}NextContinuationToken")
+        if root.findtext(f"{S3_NS}IsTruncated") != "true" or not following:
+            return keys, None
+        return keys, following
+
     async def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
         token: str | None = None
         while True:
-            params = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
-            if token:
-                params["continuation-token"] = token
-            try:
-                response = await self._send("GET", f"/{bucket}", params=params)
-            except ObjectStoreRejected as exc:
-                if exc.not_found:
-                    return keys
-                raise
-            root = ET.fromstring(response.content)  # noqa: S314 - trusted local server
-            keys += [el.text or "" for el in root.iter(f"{S3_NS}Key")]
-            token = root.findtext(f"{S3_NS}NextContinuationToken")
-            if root.findtext(f"{S3_NS}IsTruncated") != "true" or not token:
+            page, token = await self._list_page(bucket, prefix, token)
+            keys += page
+            if token is None:
                 return keys
 
     async def delete_prefix(self, bucket: str, prefix: str) -> int:
-        keys = await self.list_keys(bucket, prefix)
-        for start in range(0, len(keys), 1000):
-            batch = keys[start : start + 1000]
-            root = ET.Element("Delete")
-            ET.SubElement(root, "Quiet").text = "true"
-            for key in batch:
-                ET.SubElement(ET.SubElement(root, "Object"), "Key").text = key
-            body = ET.tostring(root)
-            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3 needs it
-            await self._send(
-                "POST",
-                f"/{bucket}",
-                params={"delete": ""},
-                body=body,
-                extra_headers={"Content-MD5": md5},
-            )
-        return len(keys)
+        """Delete page by page, so memory stays flat however much data the prefix holds.
+
+        Deleting while listing is safe with S3 v2 listings: the continuation token is a
+        position in key order, not an offset.
+        """
+        deleted = 0
+        token: str | None = None
+        while True:
+            batch, token = await self._list_page(bucket, prefix, token)
+            if batch:
+                await self._delete_batch(bucket, batch)
+                deleted += len(batch)
+            if token is None:
+                return deleted
+
+    async def _delete_batch(self, bucket: str, keys: Sequence[str]) -> None:
+        root = ET.Element("Delete")
+        ET.SubElement(root, "Quiet").text = "true"
+        for key in keys:
+            ET.SubElement(ET.SubElement(root, "Object"), "Key").text = key
+        body = ET.tostring(root)
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3 needs it
+        await self._send(
+            "POST",
+            f"/{bucket}",
+            params={"delete": ""},
+            body=body,
+            extra_headers={"Content-MD5": md5},
+        )

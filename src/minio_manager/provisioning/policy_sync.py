@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,10 +36,25 @@ from minio_manager.objectstore.port import ObjectStore
 from minio_manager.sharing import store as share_store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _policy_lock_timeout(name: str) -> ServiceError:
     return PolicyOperationError("another policy update is taking too long; try again")
+
+
+async def settle(*calls: Awaitable[T]) -> list[T]:
+    """Like ``gather``, but waits for *every* call before raising the first failure.
+
+    Inside a principal's lock this matters: with fail-fast ``gather`` the lock would be
+    released while sibling writes are still in flight, and a late, older write could land
+    after the next holder's newer one.
+    """
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
 
 
 def _owned(base: str, name: str) -> bool:
@@ -79,7 +94,7 @@ class PolicySync:
         """Overwrite the principal's documents (one call each)."""
         rendered = self._render(base, template, received)
         try:
-            await asyncio.gather(*(self._store.put_policy(n, d) for n, d in rendered.items()))
+            await settle(*(self._store.put_policy(n, d) for n, d in rendered.items()))
         except ObjectStoreRejected as exc:
             log.warning("policy %s rejected: %s", base, exc.code)
             raise PolicyOperationError(f"the object store refused policy {base}") from None
@@ -105,7 +120,7 @@ class PolicySync:
 
     async def _drop_stale(self, base: str, before: Sequence[str], after: Sequence[str]) -> None:
         stale = [n for n in before if n not in after and is_overflow_name(base, n)]
-        await asyncio.gather(*(self._store.delete_policy(n) for n in stale))
+        await settle(*(self._store.delete_policy(n) for n in stale))
 
     async def sync_user(self, user: str) -> list[str]:
         """Render and apply ``user-home-policy-{u}`` (+ overflow) and the system policy."""
@@ -118,8 +133,12 @@ class PolicySync:
             # Read inside the lock: whoever renders last has seen every committed record.
             received = await self._received(share_store.USER, user)
             current = await self._store.get_user(user)
+            if current is None:
+                # Deleted (or never created): writing policies now would only leave orphans.
+                log.info("policy sync skipped: user %s does not exist", user)
+                return []
             home = user_home_policy_name(user)
-            home_names, system_names = await asyncio.gather(
+            home_names, system_names = await settle(
                 self._put_documents(home, self._layout.user_home_grants(user), received),
                 self._put_documents(
                     user_system_policy_name(user), self._layout.user_system_grants(user)
@@ -130,8 +149,7 @@ class PolicySync:
                 await self._store.set_user_policies(user, attached)
             except ObjectStoreRejected as exc:
                 raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
-            if current is not None:
-                await self._drop_stale(home, current.policies, attached)
+            await self._drop_stale(home, current.policies, attached)
             return attached
 
     def group_template(self, group: str) -> list[Grant]:
@@ -150,14 +168,16 @@ class PolicySync:
         ):
             received = await self._received(share_store.GROUP, group)
             current = await self._store.get_group(group)
+            if current is None:
+                log.info("policy sync skipped: group %s does not exist", group)
+                return []
             base = group_policy_name(group)
             names = await self._put_documents(base, self.group_template(group), received)
             try:
                 await self._store.set_group_policies(group, names)
             except ObjectStoreRejected as exc:
                 raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
-            if current is not None:
-                await self._drop_stale(base, current.policies, names)
+            await self._drop_stale(base, current.policies, names)
             return names
 
     async def remove_user_policies(self, user: str) -> None:

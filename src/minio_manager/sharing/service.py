@@ -8,13 +8,21 @@ whoever holds a principal's lock last has read every committed record, so no sha
 
 If rendering fails after the commit the call answers 5xx, but the records stand: repeating
 the call, any later change to the same principal, or regenerate-policies applies them.
+
+A share to a group checks that the group exists and commits its record while holding the
+group's lock (``group_lock:{base}``, the one ``delete_group`` holds), so it either commits
+before the deletion sweeps the group's records or finds the group gone. A share to a user
+cannot take such a lock (users are deleted under their credential lock, which logins hold);
+``delete_user`` sweeps the user's records again once the store user is gone, and a user
+created anew starts without records under its name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -32,15 +40,17 @@ from minio_manager.errors import (
     UserOperationError,
 )
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
-from minio_manager.governance.naming import validate_group_name, validate_username
+from minio_manager.governance.naming import base_group_of, validate_group_name, validate_username
 from minio_manager.governance.paths import (
     SharePath,
     home_owner_of,
     owner_home_of,
     parse_share_path,
 )
+from minio_manager.locks import LockManager
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.membership import hold_group_lock
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.sharing import store
 from minio_manager.sharing.store import GROUP, READ, USER, Principal
@@ -106,7 +116,10 @@ class SharingService:
         layout: Layout,
         policies: PolicySync,
         groups: GroupProvisioner,
+        locks: LockManager,
         *,
+        lock_wait_seconds: float,
+        lock_expiry_seconds: float,
         concurrency: int = 16,
     ) -> None:
         self._engine = engine
@@ -114,6 +127,9 @@ class SharingService:
         self._layout = layout
         self._policies = policies
         self._groups = groups
+        self._locks = locks
+        self._lock_wait = lock_wait_seconds
+        self._lock_expiry = lock_expiry_seconds
         self._concurrency = concurrency
 
     # -- checks -----------------------------------------------------------------------------
@@ -159,10 +175,10 @@ class SharingService:
             return f"user {_shown(name)}: you own this path already"
         return None
 
-    async def _vet(
+    def _valid(
         self, actor: str, users: Iterable[str], groups: Iterable[str], outcome: SharingOutcome
-    ) -> tuple[list[Principal], dict[Principal, bool]]:
-        """Valid targets (bad names become errors) and whether each exists in the store."""
+    ) -> list[Principal]:
+        """Targets with usable names, in the caller's order; bad names become errors."""
         requested = [(USER, u) for u in _unique(users)] + [(GROUP, g) for g in _unique(groups)]
         valid: list[Principal] = []
         for principal in requested:
@@ -171,8 +187,36 @@ class SharingService:
                 valid.append(principal)
             else:
                 outcome.errors.append(problem)
+        return valid
+
+    async def _existing(self, valid: Sequence[Principal]) -> dict[Principal, bool]:
+        """Whether each target exists in the store (asked concurrently)."""
         found = await self._bounded([partial(self._exists, p) for p in valid])
-        return valid, dict(zip(valid, found, strict=True))
+        return dict(zip(valid, found, strict=True))
+
+    async def _vet(
+        self, actor: str, users: Iterable[str], groups: Iterable[str], outcome: SharingOutcome
+    ) -> tuple[list[Principal], dict[Principal, bool]]:
+        """Valid targets (bad names become errors) and whether each exists in the store."""
+        valid = self._valid(actor, users, groups, outcome)
+        return valid, await self._existing(valid)
+
+    @asynccontextmanager
+    async def _group_locks(self, targets: Iterable[Principal]) -> AsyncIterator[None]:
+        """Hold the lock of every group pair among ``targets``, taken in name order so two
+        calls naming the same groups cannot deadlock."""
+        bases = sorted({base_group_of(name) for kind, name in targets if kind == GROUP})
+        async with AsyncExitStack() as stack:
+            for base in bases:
+                await stack.enter_async_context(
+                    hold_group_lock(
+                        self._locks,
+                        base,
+                        wait_seconds=self._lock_wait,
+                        expiry_seconds=self._lock_expiry,
+                    )
+                )
+            yield
 
     # -- rendering --------------------------------------------------------------------------
     async def _sync(self, principal: Principal, *, only_if_exists: bool) -> None:
@@ -232,17 +276,22 @@ class SharingService:
     ) -> SharingOutcome:
         path = self._owned_path(raw_path, actor)
         outcome = SharingOutcome(path)
-        valid, exists = await self._vet(actor, users, groups, outcome)
-        targets: list[Principal] = []
-        for principal in valid:
-            if exists[principal]:
-                targets.append(principal)
-            else:
-                outcome.errors.append(
-                    f"{principal[0]} {_shown(principal[1])}: no such {principal[0]}"
-                )
-        if targets:
-            await self._grant(actor, path, targets, level, action=GRANT)
+        valid = self._valid(actor, users, groups, outcome)
+        # Existence check and commit under the target groups' locks: a concurrent
+        # delete_group either has swept its records already (we see the group gone) or waits
+        # for our commit and then sweeps our record too. No orphan record either way.
+        async with self._group_locks(valid):
+            exists = await self._existing(valid)
+            targets: list[Principal] = []
+            for principal in valid:
+                if exists[principal]:
+                    targets.append(principal)
+                else:
+                    outcome.errors.append(
+                        f"{principal[0]} {_shown(principal[1])}: no such {principal[0]}"
+                    )
+            if targets:
+                await self._grant(actor, path, targets, level, action=GRANT)
         for principal in targets:
             outcome.succeeded(principal)
         if targets:

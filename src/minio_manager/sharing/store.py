@@ -196,3 +196,18 @@ async def delete_received_by_group(conn: AsyncConnection, group: str) -> int:
         shares.delete().where(shares.c.target_type == GROUP, shares.c.target_name == group)
     )
     return int(result.rowcount or 0)
+
+
+async def delete_received(conn: AsyncConnection, targets: Sequence[Principal]) -> int:
+    """Drop every share the given principals received; returns how many rows went.
+
+    Used before a principal is *created*: rows left for a name that did not exist (a share
+    committed while its previous holder was being deleted) must not become grants of whoever
+    gets the name next.
+    """
+    if not targets:
+        return 0
+    result = await conn.execute(
+        shares.delete().where(tuple_(shares.c.target_type, shares.c.target_name).in_(list(targets)))
+    )
+    return int(result.rowcount or 0)

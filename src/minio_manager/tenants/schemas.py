@@ -29,6 +29,23 @@ class TenantMetadataUpdate(BaseModel):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("display_name", "organization")
+    @classmethod
+    def _single_line(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        allowed = {"\n", "\r", "\t"}
+        if value is not None and any(
+            (ord(ch) < 0x20 and ch not in allowed) or ord(ch) == 0x7F for ch in value
+        ):
+            raise ValueError("must not contain control characters other than line breaks and tabs")
+        return value
+
     @field_validator("website")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -8,6 +8,12 @@ only admins create or delete metadata and assign stewards.
 Reads of membership come from the short-lived cache (``GroupMembership``); every change reads
 the store itself and runs under the tenant's Redis lock, so two replicas moving the same user
 cannot interleave and leave them in both groups.
+
+Checks made before taking the lock only fail fast. Whatever a change relies on (the tenant
+exists, the user exists, the caller is a steward, the target is not one) is checked again
+*inside* the lock against the store and the database, because ``delete_group`` (same lock) or a
+steward change may have run while the call waited: acting on the early answer could re-create a
+deleted group in the store without its policies and twin.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from minio_manager.governance.naming import (
     validate_username,
 )
 from minio_manager.locks import LockManager
-from minio_manager.objectstore.port import ObjectStore
+from minio_manager.objectstore.port import ObjectStore, StoreUser
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
 from minio_manager.tenants import store
@@ -157,11 +163,12 @@ class TenantService:
         if await self._store.get_group(tenant) is None:
             raise TenantNotFound(f"Tenant '{tenant}' not found")
 
-    async def _require_user(self, user: str) -> str:
+    async def _require_user(self, user: str) -> StoreUser:
         validate_username(user)
-        if await self._store.get_user(user) is None:
+        found = await self._store.get_user(user)
+        if found is None:
             raise UserNotFound(f"User '{user}' not found")
-        return user
+        return found
 
     async def _display_names(self, token: str, users: Iterable[str]) -> dict[str, str | None]:
         """Display names from KBase; the list is still shown (without names) if KBase is down."""
@@ -325,16 +332,18 @@ class TenantService:
         tenant = tenant_name(tenant)
         await self._require_group(tenant)
         fields = body.changes() if body is not None else {}
-        async with transaction(self._engine) as conn:
-            row, created = await store.create(conn, tenant, caller.username, fields)
-            if created:
-                await audit.record(
-                    conn,
-                    actor=caller.username,
-                    action="tenant.create",
-                    target=tenant,
-                    details=fields,
-                )
+        async with self.group_lock(tenant):
+            await self._require_group(tenant)  # not deleted while we waited
+            async with transaction(self._engine) as conn:
+                row, created = await store.create(conn, tenant, caller.username, fields)
+                if created:
+                    await audit.record(
+                        conn,
+                        actor=caller.username,
+                        action="tenant.create",
+                        target=tenant,
+                        details=fields,
+                    )
         return _metadata(tenant, row)
 
     async def update(
@@ -345,23 +354,26 @@ class TenantService:
         await self._require_group(tenant)
         await self._require_steward_or_admin(caller, tenant)
         fields = body.changes()
-        async with transaction(self._engine) as conn:
-            await store.create(conn, tenant, caller.username, {})
-            row = await store.update_fields(conn, tenant, caller.username, fields)
-            await audit.record(
-                conn,
-                actor=caller.username,
-                action="tenant.update",
-                target=tenant,
-                details=fields,
-            )
+        async with self.group_lock(tenant):
+            await self._require_group(tenant)
+            await self._require_steward_or_admin(caller, tenant)
+            async with transaction(self._engine) as conn:
+                await store.create(conn, tenant, caller.username, {})
+                row = await store.update_fields(conn, tenant, caller.username, fields)
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="tenant.update",
+                    target=tenant,
+                    details=fields,
+                )
         return _metadata(tenant, row)
 
     async def delete(self, caller: Caller, tenant: str) -> None:
         """Delete the metadata row and (by cascade) its stewards; the groups stay."""
         self._require_admin(caller)
         tenant = tenant_name(tenant)
-        async with transaction(self._engine) as conn:
+        async with self.group_lock(tenant), transaction(self._engine) as conn:
             stewards = [s.username for s in await store.stewards(conn, tenant)]
             if not await store.delete_metadata(conn, tenant):
                 raise TenantNotFound(f"Tenant '{tenant}' has no metadata")
@@ -393,9 +405,10 @@ class TenantService:
         await self._require_user(user)
         twin = read_only_group(tenant)
         async with self.group_lock(tenant):
+            # Again under the lock: any of these may have changed while we waited.
             await self._require_group(tenant)
-            before = await self._store.get_user(user)
-            groups = set(before.groups) if before is not None else set()
+            await self._require_steward_or_admin(caller, tenant)
+            groups = set((await self._require_user(user)).groups)
             previous = READ_WRITE if tenant in groups else READ_ONLY if twin in groups else None
             if permission == READ_WRITE:
                 await self._store.add_group_members(tenant, [user])
@@ -430,13 +443,16 @@ class TenantService:
         await self._require_group(tenant)
         await self._require_steward_or_admin(caller, tenant)
         await self._require_user(user)
-        target_is_steward = await self._is_steward(tenant, user)
-        if not caller.is_admin:
-            if user == caller.username:
-                raise TenantForbidden("Stewards cannot remove themselves; ask an admin")
-            if target_is_steward:
-                raise TenantForbidden("Only admins can remove a steward from a tenant")
+        if not caller.is_admin and user == caller.username:
+            raise TenantForbidden("Stewards cannot remove themselves; ask an admin")
         async with self.group_lock(tenant):
+            # Under the lock, where stewardships change: the target may have become a steward
+            # (or the caller stopped being one) since the checks above.
+            await self._require_group(tenant)
+            await self._require_steward_or_admin(caller, tenant)
+            await self._require_user(user)
+            if not caller.is_admin and await self._is_steward(tenant, user):
+                raise TenantForbidden("Only admins can remove a steward from a tenant")
             await self._store.remove_group_members(tenant, [user])
             await self._store.remove_group_members(read_only_group(tenant), [user])
             async with transaction(self._engine) as conn:
@@ -458,8 +474,10 @@ class TenantService:
         await self._require_group(tenant)
         await self._require_user(user)
         async with self.group_lock(tenant):
-            found = await self._store.get_user(user)
-            groups = set(found.groups) if found is not None else set()
+            # Again under the lock, against the store: adding a member to a group deleted
+            # meanwhile would re-create it without its policies and read-only twin.
+            await self._require_group(tenant)
+            groups = set((await self._require_user(user)).groups)
             joined = not groups & {tenant, read_only_group(tenant)}
             if joined:
                 await self._store.add_group_members(tenant, [user])
@@ -484,7 +502,7 @@ class TenantService:
         tenant = tenant_name(tenant)
         validate_username(user)
         await self._require_group(tenant)
-        async with transaction(self._engine) as conn:
+        async with self.group_lock(tenant), transaction(self._engine) as conn:
             if not await store.remove_steward(conn, tenant, user):
                 raise TenantNotFound(f"User '{user}' is not a steward of tenant '{tenant}'")
             await audit.record(

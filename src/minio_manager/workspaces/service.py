@@ -17,7 +17,7 @@ from minio_manager.governance.layout import (
     user_home_policy_name,
     user_system_policy_name,
 )
-from minio_manager.governance.naming import validate_group_name
+from minio_manager.governance.naming import base_group_of, validate_group_name
 from minio_manager.governance.policies import POLICY_VERSION, grants_from_document, is_overflow_name
 from minio_manager.objectstore.port import ObjectStore, StoreGroup
 from minio_manager.provisioning.membership import GroupMembership
@@ -199,8 +199,10 @@ class WorkspaceService:
 
     async def group_sql_prefix(self, caller: Caller, group: str) -> GroupSqlWarehousePrefixResponse:
         await self._member_group(caller, group)
+        # ``g``ro members read ``g``'s warehouse: there is no ``tenant-sql-warehouse/gro/``.
         return GroupSqlWarehousePrefixResponse(
-            group_name=group, sql_warehouse_prefix=self._layout.tenant_sql_warehouse_url(group)
+            group_name=group,
+            sql_warehouse_prefix=self._layout.tenant_sql_warehouse_url(base_group_of(group)),
         )
 
     def sql_prefix(self, caller: Caller) -> UserSqlWarehousePrefixResponse:
