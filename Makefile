@@ -38,7 +38,8 @@ fmt: install
 	$(UV) run ruff format $(SRC_DIRS)
 
 bench: install stack
-	eval "$$(scripts/stack.sh env)" && $(UV) run python bench/credentials.py
+	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing; do \
+		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
 
 down:
 	scripts/stack.sh down

@@ -1,6 +1,7 @@
 """Benchmark of the hot path: GET /credentials/ (prints figures; no pass/fail).
 
-- first-call provisioning latency for 100 new users (one at a time);
+- first-call provisioning latency for 100 new users (one at a time), and for a login storm of
+  100 more new users at concurrency 16 (the 9 a.m. JupyterHub case);
 - throughput and p50/p99 for already-provisioned users at concurrency 1, 16 and 64;
 - peak RSS of the service process.
 
@@ -26,7 +27,7 @@ NEW_USERS = int(os.environ.get("BENCH_NEW_USERS", "100"))
 REQUESTS_PER_LEVEL = int(os.environ.get("BENCH_REQUESTS", "3000"))
 
 
-async def run(base_url: str, tokens: list[str]) -> None:
+async def run(base_url: str, tokens: list[str], storm: list[str]) -> None:
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120) as client:
 
@@ -39,6 +40,18 @@ async def run(base_url: str, tokens: list[str]) -> None:
         seconds, latencies = await closed_loop(1, len(tokens), first_call)
         print(f"first-call provisioning, {len(tokens)} new users, sequential: {summary(latencies)}")
         print(f"  total {seconds:.1f}s")
+
+        async def storm_call(i: int) -> None:
+            response = await client.get(
+                "/credentials/", headers={"Authorization": f"Bearer {storm[i]}"}
+            )
+            response.raise_for_status()
+
+        seconds, latencies = await closed_loop(16, len(storm), storm_call)
+        print(
+            f"first-call provisioning, {len(storm)} new users, concurrency 16: "
+            f"{len(storm) / seconds:.1f} users/s  {summary(latencies)}"
+        )
 
         for concurrency in (1, 16, 64):
 
@@ -60,7 +73,8 @@ def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
     with running_service() as service:
         tokens = [service.add_user(f"bench{i:04d}") for i in range(NEW_USERS)]
-        asyncio.run(run(service.url, tokens))
+        storm = [service.add_user(f"storm{i:04d}") for i in range(NEW_USERS)]
+        asyncio.run(run(service.url, tokens, storm))
         print(f"service peak RSS: {service.peak_rss_mib():.0f} MiB")
 
 

@@ -27,7 +27,7 @@ from minio_manager.objectstore.signing import (
     canonical_query,
     decrypt_payload,
     encode_path,
-    encrypt_payload,
+    encrypt_payload_fast,
     signed_headers,
 )
 
@@ -186,7 +186,7 @@ class MinioStore:
     async def _encrypt(self, payload: dict[str, Any]) -> bytes:
         raw = json.dumps(payload).encode()
         async with self._cipher_slots:
-            return await asyncio.to_thread(encrypt_payload, raw, self._secret_key)
+            return await asyncio.to_thread(encrypt_payload_fast, raw, self._secret_key)
 
     async def _decrypt(self, data: bytes) -> Any:
         async with self._cipher_slots:

@@ -7,9 +7,12 @@ The SDK's own admin client is blocking; we keep its signer and its madmin payloa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import os
 from urllib.parse import SplitResult, urlsplit
 
+from Crypto.Cipher import AES
 from minio.credentials.credentials import Credentials
 from minio.crypto import DecryptReader, encrypt
 from minio.helpers import queryencode, quote, sha256_hash
@@ -65,6 +68,33 @@ def signed_headers(
 def encrypt_payload(payload: bytes, secret_key: str) -> bytes:
     """madmin encryption of an admin request body (CPU-bound: Argon2id, ~64 MiB)."""
     return bytes(encrypt(payload, secret_key))
+
+
+# madmin's payload format: salt(32) | algorithm id(1) | nonce(8) | sealed 16 KiB chunks.
+# Algorithm 0x02 is MinIO's FIPS variant: PBKDF2-HMAC-SHA256 (8192 rounds) + AES-256-GCM.
+# Every MinIO server decrypts it, and it costs ~1 ms instead of Argon2id's 64 MiB on both
+# ends, which is what a login storm of new users pays for in `add-user`.
+PBKDF2_AES_GCM = 0x02
+PBKDF2_ROUNDS = 8192
+_CHUNK = 16 * 1024
+
+
+def encrypt_payload_fast(payload: bytes, secret_key: str) -> bytes:
+    """madmin encryption with the PBKDF2 variant (see above)."""
+    salt, nonce = os.urandom(32), os.urandom(8)
+    key = hashlib.pbkdf2_hmac("sha256", secret_key.encode(), salt, PBKDF2_ROUNDS, 32)
+    # The stream's associated data: a flag byte (0x80 on the final chunk) and the tag of an
+    # empty message sealed under the header nonce.
+    header_tag = AES.new(key, AES.MODE_GCM, nonce=nonce + bytes(4)).digest()
+    chunks = [payload[i : i + _CHUNK] for i in range(0, len(payload), _CHUNK)] or [b""]
+    out = bytearray(salt + bytes([PBKDF2_AES_GCM]) + nonce)
+    for index, chunk in enumerate(chunks, start=1):
+        flag = b"\x80" if index == len(chunks) else b"\x00"
+        cipher = AES.new(key, AES.MODE_GCM, nonce=nonce + index.to_bytes(4, "little"))
+        cipher.update(flag + header_tag)
+        sealed, tag = cipher.encrypt_and_digest(chunk)
+        out += sealed + tag
+    return bytes(out)
 
 
 class _BufferedResponse:
