@@ -1,7 +1,8 @@
-"""AWS Signature V4 and MinIO's admin payload encryption, borrowed from the ``minio`` SDK.
+"""AWS Signature V4 and MinIO's admin payload encryption.
 
-The SDK's own admin client is blocking; we keep its signer and its madmin payload cipher
-(Argon2id + AEAD) and drive the HTTP ourselves with a pooled async client.
+The ``minio`` SDK's own admin client is blocking; we keep its SigV4 signer and its reader of
+encrypted admin responses, seal request bodies ourselves (madmin's PBKDF2 variant, below),
+and drive the HTTP with a pooled async client.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from Crypto.Cipher import AES
 from minio.credentials.credentials import Credentials
-from minio.crypto import DecryptReader, encrypt
+from minio.crypto import DecryptReader
 from minio.helpers import queryencode, quote, sha256_hash
 from minio.signer import sign_v4_s3
 from minio.time import to_amz_date
@@ -65,11 +66,6 @@ def signed_headers(
     return {k: str(v) for k, v in signed.items()}
 
 
-def encrypt_payload(payload: bytes, secret_key: str) -> bytes:
-    """madmin encryption of an admin request body (CPU-bound: Argon2id, ~64 MiB)."""
-    return bytes(encrypt(payload, secret_key))
-
-
 # madmin's payload format: salt(32) | algorithm id(1) | nonce(8) | sealed 16 KiB chunks.
 # Algorithm 0x02 is MinIO's FIPS variant: PBKDF2-HMAC-SHA256 (8192 rounds) + AES-256-GCM.
 # Every MinIO server decrypts it, and it costs ~1 ms instead of Argon2id's 64 MiB on both
@@ -114,7 +110,7 @@ class _BufferedResponse:
 
 
 def decrypt_payload(data: bytes, secret_key: str) -> bytes:
-    """Inverse of ``encrypt_payload`` for admin responses (CPU-bound)."""
+    """Open an encrypted admin response (MinIO seals them with Argon2id: CPU-bound)."""
     out = bytearray()
     with DecryptReader(_BufferedResponse(data), secret_key.encode()) as reader:  # type: ignore[arg-type]
         for chunk in reader.stream():
