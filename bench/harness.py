@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -25,15 +25,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.processes import service_process  # noqa: E402
 from tests.support.stack import stack_env  # noqa: E402
 
 BENCH_DB = "mms_bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def recreate_database(env: dict[str, str]) -> None:
@@ -88,7 +83,6 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service
     )
     assert stub.stdout is not None
     kbase_url = stub.stdout.readline().strip().rsplit(" ", 1)[-1]
-    port = free_port()
     redis_url = env["REDIS_URL"].rsplit("/", 1)[0] + "/14"
     env.update(
         MMS_DB_NAME=BENCH_DB,
@@ -97,40 +91,13 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service
         LOG_LEVEL="WARNING",
         **(extra_env or {}),
     )
-    service = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "minio_manager.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=REPO,
-    )
-    url = f"http://127.0.0.1:{port}"
+    pids: list[int] = []
+    log_path = Path(tempfile.mkdtemp(prefix="mms-bench-")) / "service.log"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or service.poll() is not None:
-                raise RuntimeError("service did not become healthy")
-            time.sleep(0.2)
-        yield Service(url=url, kbase_url=kbase_url, pid=service.pid)
+        with service_process(env, log_path, on_start=pids.append) as url:
+            yield Service(url=url, kbase_url=kbase_url, pid=pids[0])
     finally:
-        service.terminate()
         stub.terminate()
-        service.wait(10)
         stub.wait(10)
 
 

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -23,8 +23,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def service_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Run ``uvicorn`` on a free port with ``env``; yield its base URL once healthy."""
+def service_process(
+    env: dict[str, str], log_path: Path, on_start: Callable[[int], None] | None = None
+) -> Iterator[str]:
+    """Run ``uvicorn`` on a free port with ``env``; yield its base URL once healthy.
+
+    ``on_start`` receives the process id (benchmarks read its peak memory).
+    """
     port = free_port()
     full_env = {
         **os.environ,
@@ -51,6 +56,8 @@ def service_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
+        if on_start is not None:
+            on_start(proc.pid)
         try:
             deadline = time.monotonic() + 60
             while True:
