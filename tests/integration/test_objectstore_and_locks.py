@@ -36,8 +36,8 @@ def _timeout(name: str) -> ServiceError:
 async def test_lock_is_renewed_while_held_and_freed_after(services: Any) -> None:
     locks, redis = services.locks, services.redis
     name = f"test_lock:{uuid.uuid4().hex}"
-    async with locks.hold(name, wait_seconds=1, expiry_seconds=0.6, on_timeout=_timeout):
-        await asyncio.sleep(1.5)  # 2.5 expiries: only renewal keeps it
+    async with locks.hold(name, wait_seconds=1, expiry_seconds=1.2, on_timeout=_timeout):
+        await asyncio.sleep(3.0)  # 2.5 expiries: only renewal keeps it
         assert await redis.pttl(name) > 0
         with pytest.raises(CredentialLockTimeout):
             async with locks.hold(name, wait_seconds=0.2, expiry_seconds=5, on_timeout=_timeout):
