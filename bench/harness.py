@@ -19,31 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.processes import service_process  # noqa: E402
-from tests.support.stack import stack_env  # noqa: E402
+from tests.support.stack import recreate_database, stack_env  # noqa: E402
 
 BENCH_DB = "mms_bench"
-
-
-async def recreate_database(env: dict[str, str]) -> None:
-    conn = await asyncpg.connect(
-        host=env["MMS_DB_HOST"],
-        port=int(env["MMS_DB_PORT"]),
-        user=env["MMS_DB_USER"],
-        password=env["MMS_DB_PASSWORD"],
-        database=env["MMS_DB_NAME"],
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -75,7 +59,7 @@ class Service:
 @contextmanager
 def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
     env = {**os.environ, **stack_env()}
-    asyncio.run(recreate_database(env))
+    asyncio.run(recreate_database(env, BENCH_DB))
     stub = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "kbase_stub.py"), "--port", "0"],
         stdout=subprocess.PIPE,

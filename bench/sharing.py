@@ -22,13 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BENCH_DB, running_service, summary
-from tests.support.stack import stack_env
+from tests.support.stack import connect, stack_env
 
 from minio_manager.objectstore.minio import MinioStore
 
@@ -44,13 +43,7 @@ def home_key(user: str, rest: str) -> str:
 async def seed(owner: str, target: str, start: int, stop: int) -> None:
     """Insert records ``start..stop-1`` directly (no policy rendering)."""
     env = stack_env()
-    conn = await asyncpg.connect(
-        host=env["MMS_DB_HOST"],
-        port=int(env["MMS_DB_PORT"]),
-        user=env["MMS_DB_USER"],
-        password=env["MMS_DB_PASSWORD"],
-        database=BENCH_DB,
-    )
+    conn = await connect(env, BENCH_DB)
     try:
         await conn.executemany(
             "INSERT INTO shares (owner, bucket, key, target_type, target_name, level, created_by)"

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 
 from tests.support.kbase import KBase, TestUser
-from tests.support.stack import stack_env
+from tests.support.stack import drop_database, recreate_database, stack_env
 
 TEST_DB = f"mms_test_{os.getpid()}"
 TEST_REDIS_DB = 15
@@ -34,34 +33,6 @@ def kbase() -> Iterator[KBase]:
     stub = KBase()
     yield stub
     stub.close()
-
-
-async def _admin_connection(env: dict[str, str]) -> asyncpg.Connection:
-    return await asyncpg.connect(
-        host=env["MMS_DB_HOST"],
-        port=int(env["MMS_DB_PORT"]),
-        user=env["MMS_DB_USER"],
-        password=env["MMS_DB_PASSWORD"],
-        database=env["MMS_DB_NAME"],
-    )
-
-
-async def _recreate_database(env: dict[str, str]) -> None:
-    """A database of this test session's own, so parallel runs never disturb each other."""
-    conn = await _admin_connection(env)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(env: dict[str, str]) -> None:
-    conn = await _admin_connection(env)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +54,7 @@ async def app(stack: dict[str, str], service_env: dict[str, str]) -> AsyncIterat
     from minio_manager.config import get_settings
     from minio_manager.main import create_app
 
-    await _recreate_database(stack)
+    await recreate_database(stack, TEST_DB)
     os.environ.update(service_env)
     get_settings.cache_clear()
     application = create_app()
@@ -91,7 +62,7 @@ async def app(stack: dict[str, str], service_env: dict[str, str]) -> AsyncIterat
         async with application.router.lifespan_context(application):
             yield application
     finally:
-        await _drop_database(stack)
+        await drop_database(stack, TEST_DB)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -134,8 +134,6 @@ def build_services(settings: Settings) -> Services:
             policies,
             groups,
             layout,
-            credential_lock_wait_seconds=settings.credential_lock_wait_seconds,
-            credential_lock_expiry_seconds=settings.credential_lock_expiry_seconds,
             group_lock_wait_seconds=settings.policy_lock_wait_seconds,
             group_lock_expiry_seconds=settings.policy_lock_expiry_seconds,
         ),

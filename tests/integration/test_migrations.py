@@ -8,28 +8,17 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 import pytest_asyncio
 
-from tests.support.stack import REPO
+from tests.support.stack import REPO, connect
 
 DB = f"mms_migrations_{os.getpid()}"
 
 
-async def _connect(env: dict[str, str], database: str) -> asyncpg.Connection:
-    return await asyncpg.connect(
-        host=env["MMS_DB_HOST"],
-        port=int(env["MMS_DB_PORT"]),
-        user=env["MMS_DB_USER"],
-        password=env["MMS_DB_PASSWORD"],
-        database=database,
-    )
-
-
 @pytest_asyncio.fixture
 async def fresh_db(stack: dict[str, str]) -> AsyncIterator[dict[str, str]]:
-    admin = await _connect(stack, stack["MMS_DB_NAME"])
+    admin = await connect(stack, stack["MMS_DB_NAME"])
     await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{DB}"')
     try:
@@ -50,7 +39,7 @@ async def _alembic(env: dict[str, str], *args: str) -> tuple[int, str]:
 
 
 async def _tables(env: dict[str, str]) -> set[str]:
-    conn = await _connect(env, DB)
+    conn = await connect(env, DB)
     try:
         rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         return {r["tablename"] for r in rows}
@@ -61,7 +50,7 @@ async def _tables(env: dict[str, str]) -> set[str]:
 async def test_concurrent_upgrades_from_several_replicas(fresh_db: dict[str, str]) -> None:
     results = await asyncio.gather(*(_alembic(fresh_db, "upgrade", "head") for _ in range(4)))
     assert [code for code, _ in results] == [0, 0, 0, 0], results
-    conn = await _connect(fresh_db, DB)
+    conn = await connect(fresh_db, DB)
     try:
         versions = await conn.fetch("SELECT version_num FROM alembic_version_mms")
     finally:

@@ -7,6 +7,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import asyncpg
+
 REPO = Path(__file__).resolve().parents[2]
 STACK_VARS = (
     "MINIO_ENDPOINT",
@@ -41,3 +43,32 @@ def stack_env() -> dict[str, str]:
     if missing:
         raise RuntimeError(f"stack is not up (run scripts/stack.sh up): missing {missing}")
     return env
+
+
+async def connect(env: dict[str, str], database: str | None = None) -> asyncpg.Connection:
+    """A plain asyncpg connection as the service's role (default: the stack's database)."""
+    return await asyncpg.connect(
+        host=env["MMS_DB_HOST"],
+        port=int(env["MMS_DB_PORT"]),
+        user=env["MMS_DB_USER"],
+        password=env["MMS_DB_PASSWORD"],
+        database=database or env["MMS_DB_NAME"],
+    )
+
+
+async def recreate_database(env: dict[str, str], name: str) -> None:
+    """Drop (disconnecting anyone) and create database ``name``, owned by the service's role."""
+    await drop_database(env, name)
+    conn = await connect(env)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(env: dict[str, str], name: str) -> None:
+    conn = await connect(env)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

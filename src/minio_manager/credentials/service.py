@@ -60,7 +60,8 @@ class CredentialService:
         self._wait = lock_wait_seconds
         self._expiry = lock_expiry_seconds
 
-    def _lock(self, user: str) -> AbstractAsyncContextManager[None]:
+    def lock(self, user: str) -> AbstractAsyncContextManager[None]:
+        """``credential_lock:{user}``: every change of a user's credentials runs under it."""
         return self._locks.hold(
             credential_lock_name(user),
             wait_seconds=self._wait,
@@ -76,7 +77,7 @@ class CredentialService:
         found = await self.cached(user)
         if found is not None:
             return found
-        async with self._lock(user):
+        async with self.lock(user):
             found = await self.cached(user)
             if found is not None:
                 return found
@@ -84,7 +85,7 @@ class CredentialService:
 
     async def create_user(self, user: str, actor: str) -> tuple[StoredCredentials, bool]:
         """Admin create: provision (or repair) and return the cached pair; True if new."""
-        async with self._lock(user):
+        async with self.lock(user):
             found = await self.cached(user)
             if found is not None:
                 await self._provision(user, found.secret_key)
@@ -101,7 +102,7 @@ class CredentialService:
         and is never re-created.
         """
         validate_username(user)
-        async with self._lock(user):
+        async with self.lock(user):
             # The cached pair goes first, whatever follows: if the store is unreachable below,
             # the next login still gets a fresh pair instead of the one being rotated away.
             async with transaction(self._engine) as conn:

@@ -24,7 +24,6 @@ from minio_manager.credentials.service import CredentialService
 from minio_manager.credentials.store import StoredCredentials
 from minio_manager.db.engine import transaction
 from minio_manager.errors import (
-    CredentialLockTimeout,
     GroupNotFound,
     GroupOperationError,
     MissingRole,
@@ -44,7 +43,7 @@ from minio_manager.governance.naming import (
     validate_group_name,
     validate_username,
 )
-from minio_manager.locks import LockManager, credential_lock_name
+from minio_manager.locks import LockManager
 from minio_manager.management.schemas import (
     GroupInfo,
     GroupListResponse,
@@ -110,8 +109,6 @@ class ManagementService:
         groups: GroupProvisioner,
         layout: Layout,
         *,
-        credential_lock_wait_seconds: float,
-        credential_lock_expiry_seconds: float,
         group_lock_wait_seconds: float,
         group_lock_expiry_seconds: float,
     ) -> None:
@@ -123,8 +120,6 @@ class ManagementService:
         self._policies = policies
         self._groups = groups
         self._layout = layout
-        self._credential_wait = credential_lock_wait_seconds
-        self._credential_expiry = credential_lock_expiry_seconds
         self._group_wait = group_lock_wait_seconds
         self._group_expiry = group_lock_expiry_seconds
 
@@ -137,14 +132,7 @@ class ManagementService:
     def _credential_lock(self, user: str) -> AbstractAsyncContextManager[None]:
         """The same lock ``GET /credentials/`` takes, so a login cannot re-provision a user
         halfway through their deletion."""
-        return self._locks.hold(
-            credential_lock_name(user),
-            wait_seconds=self._credential_wait,
-            expiry_seconds=self._credential_expiry,
-            on_timeout=lambda _: CredentialLockTimeout(
-                "another credential operation for this user is still running; try again"
-            ),
-        )
+        return self._credentials.lock(user)
 
     async def _existing_user(self, user: str) -> StoreUser:
         validate_username(user)
