@@ -56,6 +56,14 @@ class UserNotFound(ServiceError):
     code, error_type, status = 20031, "user_not_found", 404
 
 
+class UnmanagedUser(ServiceError):
+    """A login or admin call names a store user this service did not create or adopt (e.g. a
+    service account made by hand): its secret is never reset or handed out until an admin
+    adopts it (``POST /management/users/{u}/adopt``)."""
+
+    code, error_type, status = 20032, "user_not_managed", 409
+
+
 class GroupOperationError(ServiceError):
     code, error_type, status = 20040, "group_operation_failed", 400
 
@@ -80,6 +88,13 @@ class ObjectStoreRefused(ServiceError):
     """MinIO refused an operation we did not expect it to refuse (e.g. a concurrent change)."""
 
     code, error_type, status = 20051, "object_store_refused", 502
+
+
+class DataNotDeleted(ServiceError):
+    """Some objects under a prefix being deleted are still there (the store refused to delete
+    them, or they were written meanwhile); repeating the deletion resumes it."""
+
+    code, error_type, status = 20053, "data_not_deleted", 409
 
 
 class BucketInvalid(ServiceError):

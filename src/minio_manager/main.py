@@ -159,7 +159,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ObjectStoreRejected)
     async def store_rejected(_: Request, exc: ObjectStoreRejected) -> JSONResponse:
-        log.warning("object store refused an operation: %s", exc.code)
+        # The store's own text may name internals; it goes to the log, the caller gets the code.
+        log.warning(
+            "object store refused an operation (request %s): %s %s",
+            request_id_var.get(),
+            exc.code,
+            exc.message,
+        )
         return _envelope(ObjectStoreRefused(f"the object store refused the operation ({exc.code})"))
 
     @app.exception_handler(DBAPIError)

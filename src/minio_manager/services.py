@@ -18,6 +18,7 @@ from minio_manager.objectstore.minio import MinioStore
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.managed import ManagedUsers
 from minio_manager.provisioning.membership import GroupMembership
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.provisioning.regenerate import PolicyRegenerator
@@ -39,6 +40,7 @@ class Services:
     policies: PolicySync
     groups: GroupProvisioner
     users: UserProvisioner
+    managed: ManagedUsers
     credentials: CredentialService
     membership: GroupMembership
     tenants: TenantService
@@ -92,7 +94,8 @@ def build_services(settings: Settings) -> Services:
         lock_expiry_seconds=settings.policy_lock_expiry_seconds,
     )
     groups = GroupProvisioner(store, layout, policies)
-    users = UserProvisioner(store, layout, policies, groups)
+    managed = ManagedUsers(engine, store)
+    users = UserProvisioner(store, layout, policies, groups, managed)
     credentials = CredentialService(
         engine,
         store,
@@ -113,6 +116,7 @@ def build_services(settings: Settings) -> Services:
         policies=policies,
         groups=groups,
         users=users,
+        managed=managed,
         credentials=credentials,
         membership=membership,
         tenants=TenantService(
@@ -133,6 +137,7 @@ def build_services(settings: Settings) -> Services:
             credentials,
             policies,
             groups,
+            managed,
             layout,
             group_lock_wait_seconds=settings.policy_lock_wait_seconds,
             group_lock_expiry_seconds=settings.policy_lock_expiry_seconds,

@@ -28,6 +28,7 @@ from minio_manager.errors import CredentialLockTimeout, ServiceError, UserNotFou
 from minio_manager.governance.naming import validate_username
 from minio_manager.locks import LockManager, credential_lock_name
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning import managed
 from minio_manager.provisioning.users import UserProvisioner
 from minio_manager.sharing import store as share_store
 
@@ -145,5 +146,6 @@ class CredentialService:
     async def _save(self, user: str, secret: str, *, actor: str, action: str) -> StoredCredentials:
         async with transaction(self._engine) as conn:
             await store.save(conn, user, user, secret, self._key)
+            await managed.record(conn, user, source=managed.PROVISIONED, actor=None)
             await audit.record(conn, actor=actor, action=action, target=user)
         return StoredCredentials(user, user, secret)

@@ -108,3 +108,17 @@ audit_log = Table(
     Index("ix_audit_log_action", "action"),
     Index("ix_audit_log_target", "target"),
 )
+
+managed_users = Table(
+    "managed_users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    # provisioned: created by a login or an admin; adopted: POST /management/users/{u}/adopt;
+    # existing: had cached credentials when migration 0004 ran.
+    Column("source", String(16), nullable=False),
+    Column("adopted_by", String(64)),
+    Column("adopted_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint(
+        "source IN ('provisioned', 'adopted', 'existing')", name="ck_managed_users_source"
+    ),
+)

@@ -24,6 +24,11 @@ _BUCKET_CHARS = re.compile(r"[a-z0-9.-]+")
 _ALNUM = re.compile(r"[a-z0-9]")
 _IPV4_LIKE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _ENCODED_TRAVERSAL = ("%2e", "%2f", "%5c", "%25")
+POLICY_SYNTAX_CHARS = frozenset("*?${}")
+"""Characters the store interprets inside a policy resource or ``s3:prefix`` condition value:
+``*``/``?`` are wildcards and ``${…}`` is a policy variable (``${aws:username}``,
+``${aws:UserAgent}``, ``${s3:prefix}``, ``${jwt:sub}`` …) that MinIO expands *per request*, from
+values the caller may choose. A key holding any of them would grant more than it names."""
 
 
 def _shown(text: str) -> str:
@@ -107,11 +112,25 @@ def parse_share_path(raw: str) -> SharePath:
         raise fail("the key must not be empty (a whole bucket cannot be shared)")
     if "*" in key or "?" in key:
         raise fail("wildcards ('*', '?') are not allowed, except a single trailing '/*'")
+    if any(char in POLICY_SYNTAX_CHARS for char in key):
+        raise fail(
+            "'$', '{' and '}' are not allowed (the object store reads '${...}' in a policy as a"
+            " variable filled in from each request)"
+        )
     if len(key) > MAX_KEY_LENGTH:
         raise fail(f"the key must be at most {MAX_KEY_LENGTH} characters")
     if any(segment in (".", "..") for segment in key.split("/")):
         raise fail("'.' and '..' path segments are not allowed")
     return SharePath(bucket, key)
+
+
+def has_policy_syntax(key: str) -> bool:
+    """Whether ``key`` holds a character the store would interpret (see ``POLICY_SYNTAX_CHARS``).
+
+    The renderer drops share grants for which this holds, so a record written before the rule
+    existed can never reach a policy.
+    """
+    return any(char in POLICY_SYNTAX_CHARS for char in key)
 
 
 def is_within(key: str, prefix: str) -> bool:

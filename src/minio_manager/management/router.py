@@ -13,6 +13,7 @@ from minio_manager.management.schemas import (
     GroupNamesResponse,
     ResourceDeleteResponse,
     RotateAllResponse,
+    UserAdoptResponse,
     UserListResponse,
     UserManagementResponse,
     UserNamesResponse,
@@ -57,6 +58,13 @@ async def rotate_user_credentials(
 ) -> UserManagementResponse:
     """Give an existing user a new secret; the old one stops working at once."""
     return await services.management.rotate_user(caller, username)
+
+
+@router.post("/users/{username}/adopt", response_model=UserAdoptResponse)
+async def adopt_user(username: str, caller: AdminDep, services: ServicesDep) -> UserAdoptResponse:
+    """Let the service manage an object-store user it did not create (e.g. one a login was
+    refused for, 409 / 20032). Its next login or rotation replaces its secret."""
+    return await services.management.adopt_user(caller, username)
 
 
 @router.delete("/users/{username}", response_model=ResourceDeleteResponse)

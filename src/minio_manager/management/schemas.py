@@ -96,3 +96,13 @@ class GroupManagementResponse(BaseModel):
     operation: str
     performed_by: str
     timestamp: datetime
+
+
+class UserAdoptResponse(BaseModel):
+    username: str
+    adopted: bool = Field(description="False when the user was already managed (nothing changed)")
+    source: str = Field(description="provisioned, adopted or existing (before migration 0004)")
+    adopted_by: str | None
+    adopted_at: datetime
+    performed_by: str
+    timestamp: datetime

@@ -52,6 +52,7 @@ from minio_manager.management.schemas import (
     ResourceDeleteResponse,
     RotateAllResponse,
     RotationFailure,
+    UserAdoptResponse,
     UserListResponse,
     UserManagementResponse,
     UserNamesResponse,
@@ -59,7 +60,9 @@ from minio_manager.management.schemas import (
 )
 from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreUser
 from minio_manager.profiles import store as profiles
+from minio_manager.provisioning import managed as managed_store
 from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.managed import ManagedUsers
 from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.sharing import store as share_store
@@ -107,6 +110,7 @@ class ManagementService:
         credentials: CredentialService,
         policies: PolicySync,
         groups: GroupProvisioner,
+        managed: ManagedUsers,
         layout: Layout,
         *,
         group_lock_wait_seconds: float,
@@ -119,6 +123,7 @@ class ManagementService:
         self._credentials = credentials
         self._policies = policies
         self._groups = groups
+        self._managed = managed
         self._layout = layout
         self._group_wait = group_lock_wait_seconds
         self._group_expiry = group_lock_expiry_seconds
@@ -252,6 +257,38 @@ class ManagementService:
         creds = await self._credentials.rotate(user, actor=caller.username, provision_missing=False)
         return await self._user_response(caller, creds, "rotate")
 
+    async def adopt_user(self, caller: Caller, user: str) -> UserAdoptResponse:
+        """Let the service manage a store user it did not create (docs/decisions.md).
+
+        After this, logins and rotations of ``user`` set its secret like any other user's, so
+        whoever held the old secret loses it at the next login. Idempotent: adopting a managed
+        user changes nothing and answers ``adopted: false``. Runs under the credential lock,
+        which ``delete_user`` holds, so a user being deleted cannot be adopted halfway.
+        """
+        _require_admin(caller)
+        validate_username(user)
+        async with self._credential_lock(user):
+            await self._existing_user(user)
+            async with transaction(self._engine) as conn:
+                created = await managed_store.record(
+                    conn, user, source=managed_store.ADOPTED, actor=caller.username
+                )
+                if created is not None:
+                    await audit.record(
+                        conn, actor=caller.username, action="user.adopt", target=user
+                    )
+                current = created or await managed_store.fetch(conn, user)
+        assert current is not None  # recorded just now, or already there
+        return UserAdoptResponse(
+            username=user,
+            adopted=created is not None,
+            source=current.source,
+            adopted_by=current.adopted_by,
+            adopted_at=current.adopted_at,
+            performed_by=caller.username,
+            timestamp=_now(),
+        )
+
     async def rotate_all(self, caller: Caller) -> RotateAllResponse:
         """Rotate every issued credential; one user's failure never stops the others.
 
@@ -343,6 +380,8 @@ class ManagementService:
         async with transaction(self._engine) as conn:
             affected = await share_store.delete_involving_user(conn, user)
             stewardships = await tenant_store.remove_steward_everywhere(conn, user)
+            # The store user is gone: a later store user of this name is not ours.
+            await managed_store.forget(conn, user)
         if affected or stewardships:
             log.warning(
                 "user %s: removed rows committed during its deletion (shares affecting %s,"

@@ -5,7 +5,8 @@ independent calls run concurrently on the event loop. The admin payload cipher i
 (Argon2id) and runs in a worker thread so it never stalls other requests.
 
 Errors: a connection failure, timeout or 5xx is ``ObjectStoreUnavailable`` (503); any other
-refusal is ``ObjectStoreRejected`` carrying MinIO's error code, which services translate.
+refusal is ``ObjectStoreRejected`` carrying MinIO's error code, which services translate. MinIO's
+own error text is for the service log (with the request id), never for a caller's message.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from minio_manager.errors import ObjectStoreUnavailable
+from minio_manager.errors import DataNotDeleted, ObjectStoreUnavailable
 from minio_manager.objectstore.port import StoreGroup, StoreObject, StoreUser
 from minio_manager.objectstore.signing import (
     canonical_query,
@@ -30,6 +32,7 @@ from minio_manager.objectstore.signing import (
     encrypt_payload_fast,
     signed_headers,
 )
+from minio_manager.request_context import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +343,7 @@ class MinioStore:
         self, bucket: str, prefix: str, token: str | None
     ) -> tuple[list[str], str | None]:
         """One page (≤1000 keys) and the continuation token, or None at the end."""
-        params = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+        params = {"list-type": "2", "prefix": prefix, "max-keys": str(PAGE_SIZE)}
         if token:
             params["continuation-token"] = token
         try:
@@ -369,29 +372,95 @@ class MinioStore:
         """Delete page by page, so memory stays flat however much data the prefix holds.
 
         Deleting while listing is safe with S3 v2 listings: the continuation token is a
-        position in key order, not an offset.
+        position in key order, not an offset. A DeleteObjects call answers 200 even when some
+        keys were not deleted (each is an ``<Error>`` entry), so the answer is read, and the
+        prefix is listed once more at the end: anything still there (refused, locked, or
+        written meanwhile) raises ``DataNotDeleted``, and repeating the call resumes.
         """
         deleted = 0
+        refused: list[DeleteFailure] = []
         token: str | None = None
         while True:
             batch, token = await self._list_page(bucket, prefix, token)
             if batch:
-                await self._delete_batch(bucket, batch)
-                deleted += len(batch)
+                failures = await self._delete_batch(bucket, batch)
+                refused += failures
+                deleted += len(batch) - len(failures)
             if token is None:
-                return deleted
+                break
+        remaining, _ = await self._list_page(bucket, prefix, None)
+        if refused or remaining:
+            raise self._not_deleted(bucket, prefix, refused, remaining)
+        return deleted
 
-    async def _delete_batch(self, bucket: str, keys: Sequence[str]) -> None:
+    @staticmethod
+    def _not_deleted(
+        bucket: str, prefix: str, refused: Sequence[DeleteFailure], remaining: Sequence[str]
+    ) -> DataNotDeleted:
+        """Log the store's own words with the request id; tell the caller codes and counts."""
+        for failure in refused[:20]:
+            log.warning(
+                "object not deleted (request %s): %s/%s: %s %s",
+                current_request_id(),
+                bucket,
+                failure.key,
+                failure.code,
+                failure.message,
+            )
+        codes = sorted({f.code for f in refused})
+        count = max(len(refused), len(remaining))
+        more = "" if len(remaining) < PAGE_SIZE else " or more"
+        because = f" (the store answered {', '.join(codes)})" if codes else ""
+        return DataNotDeleted(
+            f"{count}{more} objects under s3a://{bucket}/{prefix} could not be deleted{because};"
+            " nothing was reported as deleted. Remove what blocks them (e.g. a retention or"
+            " legal hold) and repeat the call: it resumes where it stopped"
+        )
+
+    async def _delete_batch(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:
+        """One DeleteObjects call (Quiet: only failures are listed); returns the failures."""
         root = ET.Element("Delete")
         ET.SubElement(root, "Quiet").text = "true"
         for key in keys:
             ET.SubElement(ET.SubElement(root, "Object"), "Key").text = key
         body = ET.tostring(root)
         md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3 needs it
-        await self._send(
+        response = await self._send(
             "POST",
             f"/{bucket}",
             params={"delete": ""},
             body=body,
             extra_headers={"Content-MD5": md5},
         )
+        return parse_delete_failures(response.content)
+
+
+PAGE_SIZE = 1000
+"""Keys per listing page (the S3 maximum) and so per DeleteObjects call."""
+
+
+@dataclass(frozen=True)
+class DeleteFailure:
+    """One ``<Error>`` entry of a DeleteObjects answer."""
+
+    key: str
+    code: str
+    message: str
+
+
+def parse_delete_failures(content: bytes) -> list[DeleteFailure]:
+    """The per-key ``<Error>`` entries of a DeleteObjects answer (with or without namespace)."""
+    if not content.strip():
+        return []
+    root = ET.fromstring(content)  # noqa: S314 - trusted local server
+    failures = []
+    for element in root.iter():
+        if element.tag.rpartition("}")[2] != "Error":
+            continue
+        fields = {child.tag.rpartition("}")[2]: child.text or "" for child in element}
+        failures.append(
+            DeleteFailure(
+                fields.get("Key", ""), fields.get("Code", "Unknown"), fields.get("Message", "")
+            )
+        )
+    return failures

@@ -102,7 +102,7 @@ class PolicySync:
 
     async def _received(self, target_type: str, name: str) -> list[Grant]:
         async with transaction(self._engine) as conn:
-            return await share_store.grants_for(conn, target_type, name)
+            return await share_store.grants_for(conn, target_type, name, self._layout)
 
     async def render_user(self, user: str) -> dict[str, dict[str, Any]]:
         """What ``sync_user`` would write now (name → document), without writing it."""

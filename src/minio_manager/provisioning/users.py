@@ -1,12 +1,14 @@
 """Provisioning of a user in the object store (SPEC §1–§2), idempotent end to end.
 
 Every step creates-or-overwrites, so running it again finishes a half-done earlier attempt.
-The credential cache row is written by the caller only after this succeeds.
+The credential cache row is written by the caller only after this succeeds. A secret is only
+ever set for a user this service manages (``provisioning/managed.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from minio_manager.errors import UserOperationError
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout
@@ -14,7 +16,17 @@ from minio_manager.governance.naming import validate_username
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.objectstore.port import ObjectStore, StoreObject
 from minio_manager.provisioning.groups import GroupProvisioner
+from minio_manager.provisioning.managed import ManagedUsers
 from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.request_context import current_request_id
+
+log = logging.getLogger(__name__)
+
+REFUSED_USER_REASONS = {
+    "XMinioAdminInvalidAccessKey": "it does not accept this name as an access key"
+    " (access keys need at least 3 characters)",
+}
+"""Our own words for the store's refusals of a user; its raw text stays in the log."""
 
 USER_README = """Welcome, {user}.
 
@@ -34,11 +46,13 @@ class UserProvisioner:
         layout: Layout,
         policies: PolicySync,
         groups: GroupProvisioner,
+        managed: ManagedUsers,
     ) -> None:
         self._store = store
         self._layout = layout
         self._policies = policies
         self._groups = groups
+        self._managed = managed
 
     async def provision(self, user: str, secret: str) -> None:
         """Create (or repair) the user with ``secret`` as its secret key."""
@@ -52,12 +66,21 @@ class UserProvisioner:
         )
 
     async def set_secret(self, user: str, secret: str) -> None:
+        """Create the store user or give it a new secret; refused (``UnmanagedUser``) for a
+        store user this service neither created nor adopted. Call with the credential lock."""
+        await self._managed.claim(user, actor=None)
         try:
             await self._store.set_user(user, secret)
         except ObjectStoreRejected as exc:
-            raise UserOperationError(
-                f"the object store refused user {user!r}: {exc.message}"
-            ) from None
+            log.warning(
+                "object store refused user %s (request %s): %s %s",
+                user,
+                current_request_id(),
+                exc.code,
+                exc.message,
+            )
+            reason = REFUSED_USER_REASONS.get(exc.code, f"error code {exc.code}")
+            raise UserOperationError(f"the object store refused user {user!r}: {reason}") from None
 
     def _markers(self, user: str) -> list[StoreObject]:
         objects = [StoreObject(b, k) for b, k in self._layout.user_marker_keys(user)]

@@ -84,9 +84,17 @@ async def make_public(
 async def make_private(
     body: PathRequest, caller: CallerDep, services: ServicesDep
 ) -> PublicAccessResponse:
-    """Remove every share of the path and of every path below it."""
-    path = await services.sharing.make_private(caller.username, body.path)
-    return PublicAccessResponse(path=path.url, is_public=False)
+    """Remove every share of the path and of every path below it.
+
+    ``is_public`` stays true when a public share of an ancestor path still covers this one;
+    ``public_via`` names those ancestors.
+    """
+    outcome = await services.sharing.make_private(caller.username, body.path)
+    return PublicAccessResponse(
+        path=outcome.path.url,
+        is_public=outcome.is_public,
+        public_via=[p.url for p in outcome.public_via],
+    )
 
 
 @router.post("/get_path_access_info", response_model=PathAccessResponse)

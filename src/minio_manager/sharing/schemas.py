@@ -64,7 +64,16 @@ class UnshareResponse(BaseModel):
 
 class PublicAccessResponse(BaseModel):
     path: str
-    is_public: bool
+    is_public: bool = Field(
+        description="Whether every user can still read the path after this call"
+    )
+    public_via: list[str] = Field(
+        default_factory=list,
+        description=(
+            "make-private only: ancestor paths whose public share still covers this path"
+            " (make those private to make this one private)"
+        ),
+    )
 
 
 class PathAccessResponse(BaseModel):

@@ -47,13 +47,14 @@ from minio_manager.governance.paths import (
     owner_home_of,
     parse_share_path,
 )
+from minio_manager.governance.share_bounds import bounded_write
 from minio_manager.locks import LockManager
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import hold_group_lock
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.sharing import store
-from minio_manager.sharing.store import GROUP, READ, USER, Principal
+from minio_manager.sharing.store import GROUP, READ, USER, WRITE, Principal
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,26 @@ class SharingOutcome:
         (self.users if principal[0] == USER else self.groups).append(principal[1])
 
 
+PUBLIC_GROUPS = frozenset({GLOBAL_GROUP, read_only_group(GLOBAL_GROUP)})
+
+
+@dataclass(frozen=True)
+class PrivacyOutcome:
+    """make-private's answer: the path, and the ancestors whose public shares still cover it.
+
+    make-private removes the shares of the path and below, never above it (an ancestor is a
+    different, broader decision of the owner), so the path stays readable by everyone while
+    ``public_via`` is not empty.
+    """
+
+    path: SharePath
+    public_via: list[SharePath]
+
+    @property
+    def is_public(self) -> bool:
+        return bool(self.public_via)
+
+
 @dataclass(frozen=True)
 class AccessInfo:
     path: SharePath
@@ -105,7 +126,7 @@ class AccessInfo:
 
     @property
     def public(self) -> bool:
-        return GLOBAL_GROUP in self.groups or read_only_group(GLOBAL_GROUP) in self.groups
+        return not PUBLIC_GROUPS.isdisjoint(self.groups)
 
 
 class SharingService:
@@ -143,6 +164,24 @@ class SharingService:
                 f" your home ({homes})"
             )
         return path
+
+    def _writable_share(self, path: SharePath, actor: str) -> None:
+        """Refuse a write share of which the owner could write nothing themselves.
+
+        A write share is rendered bounded by the owner's rights (``share_bounds``); one that
+        would come out read-only (e.g. ``users-sql-warehouse/alice/tmp``, outside alice's
+        ``u_alice__*`` databases) is refused, so the answer never claims a write that the store
+        will not allow. The warehouse root itself is accepted: it renders as read of the root
+        plus write of the governed databases, which is exactly what the owner has.
+        """
+        bounded = bounded_write(path.grant(write=True), self._layout.user_home_grants(actor))
+        if not any(grant.write for grant in bounded):
+            namespace = self._layout.user_namespace_prefix(actor)
+            raise GovernanceViolation(
+                f"You cannot give write access to {path.url}: you can write only inside your"
+                f" {namespace}* databases there. Share it with permission 'read', or share a"
+                f" database path ({self._layout.user_sql_warehouse_url(actor)}{namespace}...)"
+            )
 
     async def _bounded(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         """Run calls concurrently, at most ``concurrency`` at a time (the store and the DB
@@ -275,6 +314,8 @@ class SharingService:
         level: str,
     ) -> SharingOutcome:
         path = self._owned_path(raw_path, actor)
+        if level == WRITE:
+            self._writable_share(path, actor)
         outcome = SharingOutcome(path)
         valid = self._valid(actor, users, groups, outcome)
         # Existence check and commit under the target groups' locks: a concurrent
@@ -361,11 +402,13 @@ class SharingService:
         await self.apply([target])
         return path
 
-    async def make_private(self, actor: str, raw_path: str) -> SharePath:
-        """Remove every share of the path and of every path below it."""
+    async def make_private(self, actor: str, raw_path: str) -> PrivacyOutcome:
+        """Remove every share of the path and of every path below it; say truthfully whether a
+        public share of an ancestor still makes it readable by everyone."""
         path = self._owned_path(raw_path, actor)
         async with transaction(self._engine) as conn:
             removed = await store.revoke_under(conn, path)
+            still = await store.covering(conn, path)
             await audit.record(
                 conn,
                 actor=actor,
@@ -384,7 +427,14 @@ class SharingService:
                 },
             )
         await self.apply([r.principal for r in removed], only_if_exists=True)
-        return path
+        public_via = sorted(
+            {
+                SharePath(r.bucket, r.key)
+                for r in still
+                if r.target_type == GROUP and r.target_name in PUBLIC_GROUPS
+            }
+        )
+        return PrivacyOutcome(path, public_via)
 
     async def access_info(self, actor: str, is_admin: bool, raw_path: str) -> AccessInfo:
         """Who can read all of the path: its owner, and holders of a share on it or above it."""

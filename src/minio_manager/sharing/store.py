@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from minio_manager.db.tables import shares
-from minio_manager.governance.layout import Grant
+from minio_manager.governance.layout import Grant, Layout
 from minio_manager.governance.paths import SharePath, self_and_ancestors
+from minio_manager.governance.share_bounds import effective_share_grants
+
+log = logging.getLogger(__name__)
 
 USER = "user"
 GROUP = "group"
@@ -162,14 +166,32 @@ async def principals(conn: AsyncConnection) -> list[Principal]:
     return [(r.target_type, r.target_name) for r in rows]
 
 
-async def grants_for(conn: AsyncConnection, target_type: str, target_name: str) -> list[Grant]:
-    """Every grant a principal has received, in a stable order."""
+async def grants_for(
+    conn: AsyncConnection, target_type: str, target_name: str, layout: Layout
+) -> list[Grant]:
+    """Every grant a principal has received, in a stable order, as it may be rendered.
+
+    Each record is bounded by its owner's own rights (``governance/share_bounds.py``): a write
+    share never lets the target write where the owner cannot.
+    """
     rows = await conn.execute(
-        select(shares.c.bucket, shares.c.key, shares.c.level)
+        select(shares.c.bucket, shares.c.key, shares.c.level, shares.c.owner)
         .where(shares.c.target_type == target_type, shares.c.target_name == target_name)
         .order_by(shares.c.bucket, shares.c.key)
     )
-    return [Grant(r.bucket, r.key, write=r.level == "write") for r in rows]
+    granted, refused = effective_share_grants(
+        (Grant(r.bucket, r.key, write=r.level == WRITE), layout.user_home_grants(r.owner))
+        for r in rows
+    )
+    for grant in refused:
+        log.warning(
+            "share record of %s %s on %s/%s not rendered: its key holds policy syntax",
+            target_type,
+            target_name,
+            grant.bucket,
+            grant.key[:80],
+        )
+    return granted
 
 
 async def delete_involving_user(conn: AsyncConnection, user: str) -> list[Principal]:

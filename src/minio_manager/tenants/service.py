@@ -1,9 +1,10 @@
 """Tenants: group ``t`` (read-write) + ``t``ro (read-only) in the store, metadata and stewards in
 PostgreSQL.
 
-Who may do what (SPEC §4.2): anyone lists tenants and reads a tenant's detail; members,
-stewards and admins list members and stewards; stewards and admins edit metadata and members;
-only admins create or delete metadata and assign stewards.
+Who may do what (SPEC §4.2; the full matrix is in docs/decisions.md): anyone lists tenants and
+reads a tenant's detail; members, stewards and admins list members and stewards; stewards and
+admins edit metadata; stewards manage members who are not stewards (never themselves), admins
+manage everyone; only admins create or delete metadata and assign or remove stewards.
 
 Reads of membership come from the short-lived cache (``GroupMembership``); every change reads
 the store itself and runs under the tenant's Redis lock, so two replicas moving the same user
@@ -198,6 +199,21 @@ class TenantService:
             return
         if not await self._is_steward(tenant, caller.username):
             raise TenantForbidden(f"Only stewards of tenant '{tenant}' and admins may do this")
+
+    async def _require_may_manage(self, caller: Caller, tenant: str, user: str) -> None:
+        """Stewards manage members who are not stewards; only admins touch a steward's
+        membership or level (theirs included). See the matrix in docs/decisions.md."""
+        if caller.is_admin:
+            return
+        if user == caller.username:
+            raise TenantForbidden(
+                "Stewards cannot change their own membership or access level; ask an admin"
+            )
+        if await self._is_steward(tenant, user):
+            raise TenantForbidden(
+                f"'{user}' is a steward of tenant '{tenant}'; only admins can change a"
+                " steward's membership or access level"
+            )
 
     @staticmethod
     def _require_admin(caller: Caller) -> None:
@@ -402,12 +418,14 @@ class TenantService:
         validate_username(user)
         await self._require_group(tenant)
         await self._require_steward_or_admin(caller, tenant)
+        await self._require_may_manage(caller, tenant, user)
         await self._require_user(user)
         twin = read_only_group(tenant)
         async with self.group_lock(tenant):
             # Again under the lock: any of these may have changed while we waited.
             await self._require_group(tenant)
             await self._require_steward_or_admin(caller, tenant)
+            await self._require_may_manage(caller, tenant, user)
             groups = set((await self._require_user(user)).groups)
             previous = READ_WRITE if tenant in groups else READ_ONLY if twin in groups else None
             if permission == READ_WRITE:
@@ -442,17 +460,15 @@ class TenantService:
         validate_username(user)
         await self._require_group(tenant)
         await self._require_steward_or_admin(caller, tenant)
+        await self._require_may_manage(caller, tenant, user)
         await self._require_user(user)
-        if not caller.is_admin and user == caller.username:
-            raise TenantForbidden("Stewards cannot remove themselves; ask an admin")
         async with self.group_lock(tenant):
             # Under the lock, where stewardships change: the target may have become a steward
             # (or the caller stopped being one) since the checks above.
             await self._require_group(tenant)
             await self._require_steward_or_admin(caller, tenant)
+            await self._require_may_manage(caller, tenant, user)
             await self._require_user(user)
-            if not caller.is_admin and await self._is_steward(tenant, user):
-                raise TenantForbidden("Only admins can remove a steward from a tenant")
             await self._store.remove_group_members(tenant, [user])
             await self._store.remove_group_members(read_only_group(tenant), [user])
             async with transaction(self._engine) as conn:
