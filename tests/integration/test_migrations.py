@@ -14,6 +14,7 @@ import pytest_asyncio
 from tests.support.stack import REPO, connect
 
 DB = f"mms_migrations_{os.getpid()}"
+HEAD = "0004"
 
 
 @pytest_asyncio.fixture
@@ -55,14 +56,17 @@ async def test_concurrent_upgrades_from_several_replicas(fresh_db: dict[str, str
         versions = await conn.fetch("SELECT version_num FROM alembic_version_mms")
     finally:
         await conn.close()
-    assert [r["version_num"] for r in versions] == ["0002"]
+    assert [r["version_num"] for r in versions] == [HEAD]
     assert {"user_credentials", "user_profiles", "tenant_metadata", "tenant_stewards",
-            "shares", "audit_log", "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
+            "shares", "audit_log", "managed_users",
+            "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
 
 
 async def test_down_and_up_again(fresh_db: dict[str, str]) -> None:
     assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
     assert (await _alembic(fresh_db, "downgrade", "-1"))[0] == 0
+    assert "managed_users" not in await _tables(fresh_db)
+    assert (await _alembic(fresh_db, "downgrade", "0001"))[0] == 0
     assert "shares" not in await _tables(fresh_db)
     assert (await _alembic(fresh_db, "downgrade", "base"))[0] == 0
     assert await _tables(fresh_db) <= {"alembic_version_mms"}
@@ -81,7 +85,7 @@ def test_migrate_script(fresh_db: dict[str, str], command: str) -> None:
         cwd=REPO, env=fresh_db, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "0002" in result.stdout
+    assert HEAD in result.stdout
 
 
 def test_down_all_refuses_without_confirmation(fresh_db: dict[str, str]) -> None:
@@ -90,3 +94,26 @@ def test_down_all_refuses_without_confirmation(fresh_db: dict[str, str]) -> None
         cwd=REPO, env=fresh_db, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode != 0
+
+
+async def test_managed_users_start_with_every_cached_credential(fresh_db: dict[str, str]) -> None:
+    """0004 records every user that already had credentials (the service provisioned them),
+    so no existing user is refused at the next login."""
+    assert (await _alembic(fresh_db, "upgrade", "0002"))[0] == 0
+    conn = await connect(fresh_db, DB)
+    try:
+        await conn.execute(
+            "INSERT INTO user_credentials (username, access_key, secret_key)"
+            " VALUES ('olduser', 'olduser', '\\x00'::bytea)"
+        )
+    finally:
+        await conn.close()
+    assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
+    conn = await connect(fresh_db, DB)
+    try:
+        rows = await conn.fetch("SELECT username, source, adopted_by FROM managed_users")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("olduser", "existing", None)]
+    assert (await _alembic(fresh_db, "downgrade", "0002"))[0] == 0
+    assert "managed_users" not in await _tables(fresh_db)

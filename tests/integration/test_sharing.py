@@ -339,7 +339,7 @@ async def test_make_public_is_read_only_for_everyone_then_private(
         client, alice.user, "/sharing/make-public", {"path": alice.url("data/pub")}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"path": alice.url("data/pub/"), "is_public": True}
+    assert response.json() == {"path": alice.url("data/pub/"), "is_public": True, "public_via": []}
     assert stranger.s3.can_get(BUCKET, file)
     assert stranger.s3.can_list(BUCKET, alice.key("data/pub/"))
     assert not stranger.s3.can_put(BUCKET, alice.key("data/pub/vandal.txt"))
@@ -360,7 +360,11 @@ async def test_make_public_is_read_only_for_everyone_then_private(
         client, alice.user, "/sharing/make-private", {"path": alice.url("data/pub/")}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"path": alice.url("data/pub/"), "is_public": False}
+    assert response.json() == {
+        "path": alice.url("data/pub/"),
+        "is_public": False,
+        "public_via": [],
+    }
     for who in (stranger, late, bob):
         assert not who.s3.can_get(BUCKET, file)
         assert not who.s3.can_get(BUCKET, nested)
