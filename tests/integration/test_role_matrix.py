@@ -174,6 +174,9 @@ CALLS = [
         None,
         "member",
     ),
+    Call(
+        "users.adopt", "POST", "/management/users/{target}/adopt", admin_only(200), None, "member"
+    ),
     Call("users.delete", "DELETE", "/management/users/{target}", admin_only(200), None, "member"),
     Call(
         "users.rotate_all",
