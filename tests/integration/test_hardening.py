@@ -18,7 +18,7 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from minio_manager.errors import DataNotDeleted
-from minio_manager.objectstore.minio import DeleteFailure, MinioStore
+from minio_manager.objectstore.minio import DeleteFailure, MinioStore, ObjectStoreRejected
 from tests.support.api import BUCKET, home_key, home_url, issue, post
 from tests.support.governance import (
     assert_error,
@@ -26,6 +26,7 @@ from tests.support.governance import (
     create_group,
     db_rows,
     delete_created_groups,
+    group_name,
     members_of,
 )
 from tests.support.kbase import KBase, TestUser
@@ -437,3 +438,21 @@ async def test_store_refusal_text_is_not_returned(client: httpx.AsyncClient, kba
     message = response.json()["message"]
     assert "at least 3 characters" in message
     assert "access key is invalid" not in message.lower()
+
+
+async def test_unexpected_store_refusal_answers_the_code_not_the_text(
+    client: httpx.AsyncClient, kbase: KBase, services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal nobody expected becomes 502 / 20051 with MinIO's error code; its message (which
+    may name internals) is only logged."""
+    admin = kbase.add_user(admin=True)
+    minio = services.membership._raw
+
+    async def refuse(group: str) -> None:
+        raise ObjectStoreRejected(400, "XMinioAdminSomethingOdd", "raw internals /data/disk1 42")
+
+    monkeypatch.setattr(minio, "get_group", refuse)
+    response = await client.post(f"/management/groups/{group_name()}", headers=admin.headers)
+    assert_error(response, 502, 20051)
+    assert "XMinioAdminSomethingOdd" in response.json()["message"]
+    assert "raw internals" not in response.text
