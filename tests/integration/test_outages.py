@@ -157,8 +157,12 @@ async def test_redis_down_blocks_issuing_but_not_cached_logins(
 async def test_half_provisioned_user_is_finished_on_next_call(
     client: httpx.AsyncClient, kbase: KBase, services: Any
 ) -> None:
-    """A crash after creating the MinIO user but before policies/markers/cache is repaired."""
+    """A crash after creating the MinIO user but before policies/markers/cache is repaired.
+
+    The user is claimed as managed before the store user is created (what ``set_secret``
+    does), so the crash leaves a managed user and the next login finishes it."""
     half = kbase.add_user()
+    await services.managed.claim(half.name, actor=None)
     await services.store.set_user(half.name, "x" * 40)
     assert (await services.store.get_user(half.name)).policies == ()
     body = (await client.get("/credentials/", headers=half.headers)).json()
