@@ -45,7 +45,7 @@ from minio_manager.governance.naming import (
     validate_group_name,
     validate_username,
 )
-from minio_manager.locks import LockManager
+from minio_manager.locks import Lease, LockManager
 from minio_manager.management.schemas import (
     GroupInfo,
     GroupListResponse,
@@ -131,12 +131,12 @@ class ManagementService:
         self._group_expiry = group_lock_expiry_seconds
 
     # -- helpers ----------------------------------------------------------------------------
-    def _group_lock(self, group: str) -> AbstractAsyncContextManager[None]:
+    def _group_lock(self, group: str) -> AbstractAsyncContextManager[Lease]:
         return hold_group_lock(
             self._locks, group, wait_seconds=self._group_wait, expiry_seconds=self._group_expiry
         )
 
-    def _credential_lock(self, user: str) -> AbstractAsyncContextManager[None]:
+    def _credential_lock(self, user: str) -> AbstractAsyncContextManager[Lease]:
         """The same lock ``GET /credentials/`` takes, so a login cannot re-provision a user
         halfway through their deletion."""
         return self._credentials.lock(user)

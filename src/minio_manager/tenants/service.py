@@ -44,7 +44,7 @@ from minio_manager.governance.naming import (
     validate_group_name,
     validate_username,
 )
-from minio_manager.locks import LockManager
+from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import ObjectStore, StoreUser
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning import outbox
@@ -147,7 +147,7 @@ class TenantService:
         self._expiry = lock_expiry_seconds
 
     # -- helpers ----------------------------------------------------------------------------
-    def group_lock(self, group: str) -> AbstractAsyncContextManager[None]:
+    def group_lock(self, group: str) -> AbstractAsyncContextManager[Lease]:
         return hold_group_lock(
             self._locks, group, wait_seconds=self._wait, expiry_seconds=self._expiry
         )
