@@ -261,3 +261,10 @@ async def test_store_down_rotation_is_503_and_the_cached_pair_still_works(
     finally:
         await proxied.proxies["minio"].restore()
     assert s3.can_list(BUCKET, home_key(someone) + "/")
+
+
+async def test_outbox_listing_is_for_admins_only(proxied: Proxied, kbase: KBase) -> None:
+    someone = kbase.add_user()
+    response = await proxied.client.get("/management/outbox", headers=someone.headers)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == 10040
