@@ -128,12 +128,10 @@ def adopt_reference_schema(conn: Connection) -> str | None:
         by_table.setdefault(table, []).append(f"ALTER COLUMN {column} TYPE VARCHAR({limit})")
     for table, alterations in by_table.items():
         conn.execute(text(f"ALTER TABLE {table} " + ", ".join(alterations)))
-    conn.execute(
-        text(
-            "ALTER INDEX IF EXISTS idx_tenant_stewards_username RENAME TO ix_tenant_stewards_username"
-        )
-    )
-    conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = :new"), {"new": ADOPTED_REVISION})
+    rename = "ALTER INDEX IF EXISTS idx_tenant_stewards_username RENAME TO"
+    conn.execute(text(f"{rename} ix_tenant_stewards_username"))
+    stamp = text(f"UPDATE {VERSION_TABLE} SET version_num = :new")  # noqa: S608 - constant
+    conn.execute(stamp, {"new": ADOPTED_REVISION})
     log.warning(
         "adopted a reference-service database at revision %s as revision %s",
         revision,
