@@ -89,7 +89,7 @@ def reference_revision(conn: Connection) -> str | None:
         raise ReferenceAdoptionError(
             f"{VERSION_TABLE} holds several revisions {sorted(versions)}; expected one"
         )
-    return found.pop()
+    return str(found.pop())
 
 
 def _too_long(conn: Connection) -> list[str]:
