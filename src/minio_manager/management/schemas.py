@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from minio_manager.credentials.schemas import S3KeyAliases
+
 
 class UserNamesResponse(BaseModel):
     usernames: list[str]
@@ -33,9 +35,7 @@ class UserListResponse(BaseModel):
     has_prev: bool
 
 
-class UserManagementResponse(BaseModel):
-    username: str
-    access_key: str
+class UserManagementResponse(S3KeyAliases):
     secret_key: str = Field(description="The secret now stored and applied")
     home_paths: list[str]
     groups: list[str]
