@@ -140,6 +140,12 @@ async def _build_reference(ref: Reference) -> None:
         for user, secret in ref.secrets.items():
             await store.set_user(user, secret)
         await store.set_user(ref.user("svc"), _short_secret())  # not one the reference made
+        # A reference user whose credentials row is gone: known by its home policy only.
+        await store.set_user(ref.user("dana"), _short_secret())
+        await store.put_policy(
+            f"user-home-policy-{ref.user('dana')}", user_home(ref.user("dana")).document
+        )
+        await store.set_user_policies(ref.user("dana"), [f"user-home-policy-{ref.user('dana')}"])
         bob, carol, heavy = ref.user("bob"), ref.user("carol"), ref.user("heavy")
         await store.add_group_members("globalusers", list(ref.secrets))
         await store.add_group_members(ref.team, [bob])
@@ -197,11 +203,29 @@ async def _build_reference(ref: Reference) -> None:
         await store.close()
 
 
+def _without(document: dict[str, Any], marker: str) -> dict[str, Any]:
+    """``document`` minus every resource and listing prefix that contains ``marker``."""
+    kept = []
+    for statement in document["Statement"]:
+        resources = [r for r in statement["Resource"] if marker not in r]
+        for values in statement.get("Condition", {}).get("StringLike", {}).values():
+            values[:] = [v for v in values if marker not in v]
+        if resources:
+            kept.append({**statement, "Resource": resources})
+    return {**document, "Statement": kept}
+
+
 async def _cleanup_store(ref: Reference) -> None:
     env = ref.env
     store = MinioStore(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
     try:
-        users = [*ref.secrets, ref.user("svc")]
+        # The public path lives in the shared globalusers policy: take it out again.
+        group = await store.get_group("globalusers")
+        for name in group.policies if group else ():
+            document = await store.get_policy(name)
+            if document is not None and ref.alice in json.dumps(document):
+                await store.put_policy(name, _without(document, f"/{ref.alice}/"))
+        users = [*ref.secrets, ref.user("svc"), ref.user("dana")]
         await store.remove_group_members("globalusers", users)
         for group in (ref.team, f"{ref.team}ro"):
             await store.remove_group_members(group, users)
@@ -336,10 +360,20 @@ async def test_apply_records_shares_and_keeps_secrets(
     assert applied["rendered"]["errors"] == []
     assert all(s["deleted"] for s in applied["shadow_policies"])
     assert applied["secrets"]["action"] == "kept"
-    if applied["managed_users"]["table_present"]:
-        marked = set(applied["managed_users"]["newly_marked"])
-        assert set(reference.secrets) <= marked
-        assert reference.user("svc") not in marked
+    managed = applied["managed_users"]
+    assert managed["store_users_left_unmanaged"] == [reference.user("svc")]
+    if managed["table_present"]:
+        # Credential rows became managed with the migration; the import adds the reference
+        # users known by their home policy only.
+        assert managed["newly_marked"] == [reference.user("dana")]
+        conn = await connect(reference.env, REF_DB)
+        try:
+            rows = await conn.fetch("SELECT username FROM managed_users")
+        finally:
+            await conn.close()
+        names = {r["username"] for r in rows}
+        assert {*reference.secrets, reference.user("dana")} <= names
+        assert reference.user("svc") not in names
 
 
 async def test_logins_return_the_reference_keys(reference: Reference, taken_over: Any) -> None:

@@ -416,10 +416,11 @@ class ReferenceImporter:
             if report.managed_table and report.managed_candidates:
                 marked = await conn.execute(
                     text(
-                        "INSERT INTO managed_users (username) SELECT unnest(CAST(:names AS text[]))"
+                        "INSERT INTO managed_users (username, source, adopted_by)"
+                        " SELECT unnest(CAST(:names AS text[])), 'adopted', :actor"
                         " ON CONFLICT (username) DO NOTHING RETURNING username"
                     ),
-                    {"names": report.managed_candidates},
+                    {"names": report.managed_candidates, "actor": ACTOR},
                 )
                 report.managed_marked = sorted(r.username for r in marked)
             await audit.record(
