@@ -451,3 +451,14 @@ def test_import_help_names_the_flags(flag: str) -> None:
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout  # fmt: skip
     assert flag in out and "--rotate-short-secrets" in out
+
+
+async def test_wrong_encryption_key_is_a_clear_failure(reference: Reference) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "minio_manager.takeover.cli", "--only-prefix", reference.prefix,
+        cwd=REPO, env={**os.environ, **reference.env, "MMS_DB_ENCRYPTION_KEY": "not-the-key"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert b"MMS_DB_ENCRYPTION_KEY" in err and b"not-the-key" not in out + err

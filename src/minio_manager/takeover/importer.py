@@ -23,13 +23,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from minio_manager.audit import store as audit
 from minio_manager.credentials.secrets import SECRET_LENGTH
 from minio_manager.db.engine import transaction
 from minio_manager.db.tables import shares as shares_table
-from minio_manager.errors import ServiceError
+from minio_manager.errors import InternalError, ServiceError
 from minio_manager.governance.layout import (
     Grant,
     group_policy_name,
@@ -313,7 +314,13 @@ class ReferenceImporter:
         async with transaction(self._services.engine) as conn:
             if not await _table_exists(conn, "user_credentials"):
                 return {}
-            rows = await conn.execute(query, {"key": self._key})
+            try:
+                rows = await conn.execute(query, {"key": self._key})
+            except DBAPIError:
+                raise InternalError(
+                    "cached secrets cannot be decrypted with MMS_DB_ENCRYPTION_KEY; use the key"
+                    " the reference service used"
+                ) from None
             return {r.username: int(r.n) for r in rows if self._in_scope(r.username)}
 
     async def _recorded(self, found: Sequence[ImportedShare]) -> dict[tuple[str, ...], str]:
