@@ -5,7 +5,7 @@ A login never takes over a store user missing from this table (docs/decisions.md
 upgrade records each of them (source ``existing``).
 
 Revision ID: 0004
-Revises: 0002 (chained on 0002 until 0003 of issue 7 lands on main)
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
