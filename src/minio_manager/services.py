@@ -16,6 +16,14 @@ from minio_manager.locks import LockManager
 from minio_manager.management.service import ManagementService
 from minio_manager.objectstore.minio import MinioStore
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.observability.instrument import (
+    instrument_engine,
+    instrument_http_client,
+    instrument_redis,
+    kbase_operation,
+    object_store_operation,
+)
+from minio_manager.observability.logging import log_governance_on_commit
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import GroupMembership
@@ -52,6 +60,17 @@ class Services:
         await self.store.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def _instrument(
+    engine: AsyncEngine, redis: Redis, minio: MinioStore, auth: KBaseAuthClient
+) -> None:
+    """Metrics at the wire of each dependency, and a log line per committed audit row."""
+    instrument_engine(engine)
+    instrument_redis(redis)
+    instrument_http_client(minio.http, "object_store", object_store_operation)
+    instrument_http_client(auth.http, "kbase", kbase_operation)
+    log_governance_on_commit(engine)
 
 
 def build_services(settings: Settings) -> Services:
@@ -102,6 +121,7 @@ def build_services(settings: Settings) -> Services:
         lock_wait_seconds=settings.credential_lock_wait_seconds,
         lock_expiry_seconds=settings.credential_lock_expiry_seconds,
     )
+    _instrument(engine, redis, minio, auth)
     return Services(
         settings=settings,
         layout=layout,
