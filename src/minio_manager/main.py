@@ -70,7 +70,6 @@ async def _startup_checks(settings: Settings, app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    configure_logging(settings.log_level, settings.log_format)
     await upgrade_to_head(settings)
     app.state.services = build_services(settings)
     try:
@@ -167,6 +166,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
+    # Before uvicorn's own start-up lines, so that a JSON deployment has JSON lines only.
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="MinIO Manager Service",
         version="0.1.0",
