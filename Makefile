@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts
 
-.PHONY: install stack dev test lint fmt bench down
+.PHONY: install stack dev test lint fmt bench down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -43,3 +43,7 @@ bench: install stack
 
 down:
 	scripts/stack.sh down
+
+# Helm chart: lint, render (default and production-like values), schema-validate offline.
+check-chart: install
+	scripts/check_chart.sh
