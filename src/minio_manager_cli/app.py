@@ -8,6 +8,7 @@ as is, for scripts that need it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -300,9 +301,9 @@ def audit_tail(api: Api, args: argparse.Namespace, out: TextIO) -> Any:
 def _print_audit(
     entries: list[dict[str, Any]], args: argparse.Namespace, out: TextIO, *, header: bool
 ) -> None:
-    if args.json:
+    if args.json:  # following: one compact JSON object per line, for `| jq` and log shippers
         for entry in entries:
-            dump_json(entry, out)
+            out.write(json.dumps(entry, default=str) + "\n")
     elif header or entries:
         if header:
             table(entries, AUDIT_COLUMNS, out)

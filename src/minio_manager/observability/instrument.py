@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.observability.metrics import observe_dependency
@@ -118,31 +118,37 @@ def _sql_operation(statement: str) -> str:
     return verb if verb in SQL_VERBS else "OTHER"
 
 
-_STARTED = "mms_statement_started"
+_STARTED = "_mms_started"
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """Time every statement; driver errors (including failed connects) count as errors."""
+    """Time every statement; driver errors (including failed connects) count as errors.
+
+    The start time rides on the statement's execution context, never on the connection: in
+    ``handle_error`` the connection may already be invalidated, and touching it there would
+    replace the original error with another one.
+    """
     sync_engine = engine.sync_engine
     if getattr(sync_engine, "_mms_instrumented", False):
         return
 
-    def before(conn: Connection, *_: Any) -> None:
-        conn.info.setdefault(_STARTED, []).append(time.perf_counter())
+    def before(
+        _conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: Any
+    ) -> None:
+        if context is not None:
+            setattr(context, _STARTED, time.perf_counter())
 
-    def after(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        stack = conn.info.get(_STARTED)
-        if stack:
-            elapsed = time.perf_counter() - stack.pop()
-            observe_dependency("postgres", _sql_operation(statement), elapsed)
+    def after(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
+    ) -> None:
+        started = getattr(context, _STARTED, None)
+        if started is not None:
+            observe_dependency("postgres", _sql_operation(statement), time.perf_counter() - started)
 
     def failed(context: ExceptionContext) -> None:
-        started = None
-        if context.connection is not None:
-            stack = context.connection.info.get(_STARTED)
-            started = stack.pop() if stack else None
+        started = getattr(context.execution_context, _STARTED, None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
-        operation = _sql_operation(context.statement or "") if context.statement else "connect"
+        operation = _sql_operation(context.statement) if context.statement else "connect"
         observe_dependency("postgres", operation, elapsed, _kind(context.original_exception))
 
     event.listen(sync_engine, "before_cursor_execute", before)

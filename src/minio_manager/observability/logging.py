@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,12 +122,15 @@ def configure_logging(level: str, fmt: str = "text") -> None:
 
 
 # -- governance changes ------------------------------------------------------------------------
-_PENDING = "mms_governance_pending"
+# Lines waiting for their transaction, keyed by the (sync) connection object of that
+# transaction. Not kept in ``Connection.info``: after a lost connection that property raises,
+# and a rollback handler must never replace the original error.
+_pending: weakref.WeakKeyDictionary[Connection, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def note_governance_change(conn: AsyncConnection, entry: dict[str, Any]) -> None:
     """Queue the log line of an audit row; it is written when the transaction commits."""
-    conn.info.setdefault(_PENDING, []).append(entry)
+    _pending.setdefault(conn.sync_connection, []).append(entry)  # type: ignore[arg-type]
 
 
 def log_governance_on_commit(engine: AsyncEngine) -> None:
@@ -136,13 +140,13 @@ def log_governance_on_commit(engine: AsyncEngine) -> None:
         return
 
     def committed(conn: Connection) -> None:
-        for entry in conn.info.pop(_PENDING, ()):
+        for entry in _pending.pop(conn, ()):
             governance_log.info(
                 "governance change %s %s", entry["action"], entry["target"], extra=entry
             )
 
     def rolled_back(conn: Connection) -> None:
-        conn.info.pop(_PENDING, None)
+        _pending.pop(conn, None)
 
     event.listen(sync_engine, "commit", committed)
     event.listen(sync_engine, "rollback", rolled_back)
