@@ -80,6 +80,9 @@ async def test_dependencies_locks_caches_and_provisioning_are_measured(
     assert total(samples, "mms_cache_lookups_total", cache="auth", result="miss") > 0
     assert total(samples, "mms_cache_lookups_total", cache="membership") > 0
     assert total(samples, "mms_provisioned_total", kind="user") > 0
+    # The outbox backlog is read at scrape time (its exact value depends on other tests).
+    assert ("mms_reconciler_backlog", frozenset()) in samples
+    assert ("mms_reconciler_failing", frozenset()) in samples
 
 
 async def test_metrics_need_no_token_and_are_not_in_the_openapi_document(

@@ -130,5 +130,6 @@ def test_prometheus_scrapes_the_summed_counters_of_every_worker(
     )
     assert seen
     assert query(prometheus, 'up{job="mms"}') == 1.0
+    assert query(prometheus, "mms_reconciler_backlog") is not None  # a gauge across workers
     # Both workers wrote their own sample files, which /metrics summed.
     assert len(list(multiproc_dir.glob("counter_*.db"))) >= WORKERS

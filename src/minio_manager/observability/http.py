@@ -8,13 +8,18 @@ for paths no route knows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from minio_manager.db.engine import transaction
+from minio_manager.errors import ServiceError
 from minio_manager.observability import metrics
+from minio_manager.provisioning import outbox
 from minio_manager.request_context import RequestInfo, request_info_var
 
 log = logging.getLogger("minio_manager.request")
@@ -22,6 +27,7 @@ log = logging.getLogger("minio_manager.request")
 METRICS_PATH = "/metrics"
 # Probes and scrapes arrive every few seconds per replica: their lines go to DEBUG.
 QUIET_ROUTES = frozenset({"/health", METRICS_PATH})
+BACKLOG_TIMEOUT_SECONDS = 2.0
 
 
 def route_template(scope: Scope) -> str:
@@ -73,9 +79,26 @@ class ObservabilityMiddleware:
             request_info_var.reset(token)
 
 
-async def metrics_endpoint() -> Response:
+async def _read_backlog(request: Request) -> None:
+    """Refresh the reconciler gauges from the outbox (one query per scrape; a database that
+    does not answer leaves the last reading, and the failed call shows in the error counter)."""
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return
+    try:
+        async with asyncio.timeout(BACKLOG_TIMEOUT_SECONDS):
+            async with transaction(services.engine) as conn:
+                totals = await outbox.summary(conn)
+    except (ServiceError, TimeoutError, SQLAlchemyError):
+        log.debug("reconciler backlog not read for /metrics")
+        return
+    metrics.reconciler_backlog(totals.pending, totals.oldest_pending_seconds, totals.failing)
+
+
+async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text exposition (no authentication: serve it on a cluster-internal port or
     keep it from the Ingress; it holds counts and latencies, no names or secrets)."""
+    await _read_backlog(request)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 

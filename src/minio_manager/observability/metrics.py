@@ -20,6 +20,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -73,6 +74,24 @@ PROVISIONED = Counter(
     ["kind"],
 )
 
+# The outbox is shared by every replica, so any process's latest reading is the truth:
+# "mostrecent" keeps the newest value across worker processes.
+RECONCILER_BACKLOG = Gauge(
+    "mms_reconciler_backlog",
+    "Principals whose policies are not yet enforced in the object store (outbox rows pending).",
+    multiprocess_mode="mostrecent",
+)
+RECONCILER_OLDEST = Gauge(
+    "mms_reconciler_oldest_pending_seconds",
+    "Age of the oldest pending outbox row (0 when none is pending).",
+    multiprocess_mode="mostrecent",
+)
+RECONCILER_FAILING = Gauge(
+    "mms_reconciler_failing",
+    "Pending outbox rows whose enforcement has failed at least once.",
+    multiprocess_mode="mostrecent",
+)
+
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -109,6 +128,12 @@ def cache_lookup(cache: str, *, hit: bool) -> None:
 
 def provisioned(kind: str) -> None:
     PROVISIONED.labels(kind).inc()
+
+
+def reconciler_backlog(pending: int, oldest_seconds: float | None, failing: int) -> None:
+    RECONCILER_BACKLOG.set(pending)
+    RECONCILER_OLDEST.set(oldest_seconds or 0.0)
+    RECONCILER_FAILING.set(failing)
 
 
 # -- exposition -------------------------------------------------------------------------------
