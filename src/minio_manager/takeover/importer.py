@@ -5,8 +5,9 @@ group policy (and the reference's ``-shadow-`` leftovers), turns what lies beyon
 principal's template into share records (``takeover/interpret.py``), and — with ``apply`` —
 records them, marks the reference's users as managed, renders every imported principal's
 policies from the records through the policy outbox (as every other change does), removes
-the shadow leftovers and, if asked, rotates the short secrets the reference issued. Without ``apply`` it writes nothing at all (not even the schema
-migration), so a dry run is safe against a live reference deployment.
+the shadow leftovers and, if asked, rotates the short secrets the reference issued. Without
+``apply`` it writes nothing at all (not even the schema migration), so a dry run is safe
+against a live reference deployment.
 
 Running it again finds what it recorded the first time and adds nothing. Secrets are never
 read into this process: their length is measured inside PostgreSQL.
