@@ -114,9 +114,13 @@ class PrivateProcess:
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}"
+                )
             time.sleep(0.1)
 
     def kill9(self) -> None:
@@ -288,7 +292,7 @@ class PrivateRedis(PrivateProcess):
     def command(self) -> list[str]:
         conf = self.base / "redis.conf"
         conf.write_text(
-            f'bind 127.0.0.1\nport {self.port}\nprotected-mode yes\ndaemonize no\n'
+            f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\ndaemonize no\n"
             f'dir "{self.base}"\nsave ""\nappendonly no\n'
         )
         return [shutil.which("redis-server") or "redis-server", str(conf)]
