@@ -20,7 +20,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ class Outcomes:
             and response.json().get("enforcement") != ("pending")
         ):
             self.broken.append(f"{what}: 202 without enforcement=pending: {response.text}")
-        if status >= 500 and status != 503 or status == 0 or 400 <= status < 500:
+        if (status >= 500 and status != 503) or status == 0 or 400 <= status < 500:
             body = response.text if response is not None else "no answer"
             self.broken.append(f"{what}: unexpected {status}: {body[:300]}")
         return status
@@ -310,7 +310,7 @@ class World:
         return found
 
 
-async def _wait_for(condition: Any, seconds: float) -> bool:
+async def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
@@ -356,6 +356,8 @@ async def test_kill9_with_changes_in_flight_converges(
     assert sum(out.statuses.values()) == len(workers) * STEPS
 
     deadline = time.monotonic() + CONVERGE_SECONDS
-    while (left := await world.disagreements()) and time.monotonic() < deadline:
+    left = await world.disagreements()
+    while left and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
+        left = await world.disagreements()
     assert not left, f"after {victim} kill -9 ({dict(out.statuses)}):\n" + "\n".join(left)
