@@ -407,11 +407,11 @@ class Chaos:
 
     # --- one client ---
 
-    async def client(self, index: int, stop_at: float) -> None:
+    async def client(self, index: int, stop: asyncio.Event, hard_stop: float) -> None:
         rng = random.Random(1000 + index)
         ops = list(MIX)
         weights = list(MIX.values())
-        while time.monotonic() < stop_at:
+        while not stop.is_set() and time.monotonic() < hard_stop:
             op = rng.choices(ops, weights)[0]
             await getattr(self, f"op_{op}")(rng)
             await asyncio.sleep(rng.uniform(0, 0.05))
@@ -496,7 +496,6 @@ class Chaos:
         deadline = window.back + CONVERGE_DEADLINE
         recorded = window.probe_status.startswith("2")
         while time.monotonic() < deadline:
-            now = time.monotonic()
             if not recorded:
                 response = await self.request(
                     "probe",
@@ -508,15 +507,16 @@ class Chaos:
                 if response is not None and response.status_code in (200, 202):
                     recorded = True
                     window.probe_status += f" then {response.status_code} after return"
+            # Each time is taken when the check has answered (so it includes the check).
             pending = await self.outbox()
             if window.outbox_drained is None and pending in (0, None):
-                window.outbox_drained = now
+                window.outbox_drained = time.monotonic()
             if (
                 recorded
                 and window.probe_enforced is None
                 and await can_read(grantee_s3, BUCKET, data_key(owner, path))
             ):
-                window.probe_enforced = now
+                window.probe_enforced = time.monotonic()
             if window.outbox_drained is not None and window.probe_enforced is not None:
                 window.converged = max(window.outbox_drained, window.probe_enforced)
                 return
@@ -689,9 +689,19 @@ def report(chaos: Chaos, final: dict[str, Any], meta: dict[str, str]) -> str:
     lines.append(
         f"requests: {len(calls)} ({', '.join(f'{k} {v}' for k, v in sorted(by_op.items()))})"
     )
+    latencies = sorted(c.end - c.start for c in calls)
+    if latencies:
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        lines.append(f"latency through the balancer: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     lines.append(
         "status counts: "
         + ", ".join(f"{k or 'no answer'}: {v}" for k, v in sorted(statuses.items()))
+    )
+    failing = Counter((c.op, c.status) for c in calls if not 200 <= c.status < 300)
+    lines.append(
+        "non-2xx by operation: "
+        + (", ".join(f"{op} {st}: {n}" for (op, st), n in sorted(failing.items())) or "none")
     )
     outside = sum(
         1
@@ -768,9 +778,14 @@ async def run(
                 (f"redis{tag}", stack.redis.kill9, stack.redis.restart),
                 (f"replica{replica.index}{tag}", replica.kill9, replica.restart),
             ]
-        clients = [asyncio.ensure_future(chaos.client(i, stop_at)) for i in range(CLIENTS)]
+        # Traffic runs for the duration, and on until the last fault has been measured.
+        stop = asyncio.Event()
+        hard_stop = stop_at + len(schedule) * (CONVERGE_DEADLINE + 60)
+        clients = [asyncio.ensure_future(chaos.client(i, stop, hard_stop)) for i in range(CLIENTS)]
         await fault_loop(chaos, schedule, start, stop_at)
-        await asyncio.wait_for(asyncio.gather(*clients), timeout=duration + 300)
+        await asyncio.sleep(max(5.0, stop_at - time.monotonic()))
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*clients), timeout=300)
         log("traffic stopped; waiting for the outbox to drain, then checking S3")
         final = await final_checks(chaos)
         text = report(chaos, final, meta)
