@@ -50,6 +50,21 @@ CONVERGE_SECONDS = 30.0
 OUTAGE_SECONDS = 3.0
 STEPS = 8
 """Calls per worker; with 28 workers that is 224 changes around each kill."""
+BUSY_RETRIES = 8
+
+
+def busy(response: httpx.Response) -> bool:
+    """A "try again" answer: a lock held by another change (409, or 400 / 20040 for a group
+    whose membership another call is changing). Nothing was changed; clients retry."""
+    if response.status_code == 409:
+        return True
+    if response.status_code != 400:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return body.get("error") == 20040 and "still running" in str(body.get("message", ""))
 
 
 @dataclass
@@ -67,6 +82,7 @@ class Outcomes:
     """Every answer, and every broken promise found while the workers ran."""
 
     statuses: Counter[int] = field(default_factory=Counter)
+    busy: Counter[str] = field(default_factory=Counter)
     broken: list[str] = field(default_factory=list)
     in_flight: int = 0
     answered: int = 0
@@ -254,13 +270,22 @@ class World:
     async def _call(
         self, method: str, url: str, out: Outcomes, caller: TestUser, **kwargs: Any
     ) -> httpx.Response | None:
-        out.in_flight += 1
-        try:
-            return await self.http.request(method, url, headers=caller.headers, **kwargs)
-        except httpx.HTTPError:
-            return None
-        finally:
-            out.in_flight -= 1
+        """One call as a client makes it: a "busy, try again" answer (which changed nothing)
+        is retried a bounded number of times, and counted."""
+        response: httpx.Response | None = None
+        for attempt in range(BUSY_RETRIES):
+            out.in_flight += 1
+            try:
+                response = await self.http.request(method, url, headers=caller.headers, **kwargs)
+            except httpx.HTTPError:
+                return None
+            finally:
+                out.in_flight -= 1
+            if not busy(response):
+                return response
+            out.busy[f"{response.status_code}/{response.json().get('error')}"] += 1
+            await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+        return response
 
     # --- after the fault: records against the store ------------------------------------------
 
@@ -360,4 +385,5 @@ async def test_kill9_with_changes_in_flight_converges(
     while left and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         left = await world.disagreements()
-    assert not left, f"after {victim} kill -9 ({dict(out.statuses)}):\n" + "\n".join(left)
+    summary = f"answers {dict(out.statuses)}, busy retried {dict(out.busy)}"
+    assert not left, f"after {victim} kill -9 ({summary}):\n" + "\n".join(left)
