@@ -276,6 +276,7 @@ class Window:
     outbox_drained: float | None = None
     probe_enforced: float | None = None
     probe_status: str = ""
+    backlog: int | None = None  # outbox.pending at the first poll after the return
 
 
 @dataclass
@@ -325,6 +326,9 @@ class Chaos:
             transport=transport,
         )
         self.seeder = ""
+        self.probe: tuple[User, S3User, User, S3User]
+        """(owner, their S3, grantee, their S3) for convergence probes; outside the pool the
+        clients draw from, so no rotation or share by the workload changes them."""
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -364,6 +368,12 @@ class Chaos:
 
     # --- setup ---
 
+    async def issue(self, user: User) -> S3User:
+        response = await self.request("setup", "GET", "/credentials/", headers=user.headers)
+        assert response is not None and response.status_code == 200, response
+        body = response.json()
+        return S3User(body["access_key"], body["secret_key"], self.endpoint)
+
     async def setup(self) -> None:
         state = self.state
         state.admin = await self.new_kbase_user(admin=True)
@@ -382,6 +392,9 @@ class Chaos:
                     state.involved_paths[(user.name, f"p{n}")] = set()
         seeder = state.users[-1]
         self.seeder = seeder.name
+        probe_owner, probe_grantee = await self.new_kbase_user(), await self.new_kbase_user()
+        owner_s3, grantee_s3 = [await self.issue(u) for u in (probe_owner, probe_grantee)]
+        self.probe = (probe_owner, owner_s3, probe_grantee, grantee_s3)
         seeder_body = await self.request("setup", "GET", "/credentials/", headers=seeder.headers)
         assert seeder_body is not None
         seeder_s3 = S3User(
@@ -509,6 +522,8 @@ class Chaos:
                     window.probe_status += f" then {response.status_code} after return"
             # Each time is taken when the check has answered (so it includes the check).
             pending = await self.outbox()
+            if window.backlog is None and pending is not None and pending >= 0:
+                window.backlog = pending
             if window.outbox_drained is None and pending in (0, None):
                 window.outbox_drained = time.monotonic()
             if (
@@ -546,27 +561,11 @@ async def fault_loop(
 ) -> None:
     """Kill each victim in turn at evenly spaced times; measure convergence after each."""
     slot = (stop_at - start) / (len(victims) + 1)
-    probe_owner = chaos.state.owners[0]
-    probe_grantee = await chaos.new_kbase_user()
-    for _ in range(20):
-        response = await chaos.request(
-            "setup", "GET", "/credentials/", headers=probe_grantee.headers
-        )
-        if response is not None and response.status_code == 200:
-            break
-        await asyncio.sleep(1)
-    assert response is not None
-    body = response.json()
-    grantee_s3 = S3User(body["access_key"], body["secret_key"], chaos.endpoint)
-    owner_body = await chaos.request("setup", "GET", "/credentials/", headers=probe_owner.headers)
-    assert owner_body is not None
-    owner_s3 = S3User(
-        owner_body.json()["access_key"], owner_body.json()["secret_key"], chaos.endpoint
-    )
+    probe_owner, owner_s3, probe_grantee, grantee_s3 = chaos.probe
     for n, (victim, kill, restart) in enumerate(victims, start=1):
         await asyncio.sleep(max(0.0, start + n * slot - time.monotonic()))
         path = f"probe{n}"
-        await asyncio.to_thread(owner_s3.can_put, BUCKET, data_key(probe_owner, path))
+        assert await asyncio.to_thread(owner_s3.can_put, BUCKET, data_key(probe_owner, path))
         window = Window(victim, time.monotonic())
         chaos.state.windows.append(window)
         log(f"SIGKILL {victim}")
@@ -725,7 +724,7 @@ def report(chaos: Chaos, final: dict[str, Any], meta: dict[str, str]) -> str:
         lines.append(
             f"  {w.victim:<9} down {w.back - w.killed:4.1f}s  503s {n503:5d} of {n_in:5d} answers"
             f"  converge {conv} (outbox empty {drained}, probe share enforced {probe};"
-            f" probe answered {w.probe_status})"
+            f" probe answered {w.probe_status}; outbox backlog {w.backlog})"
         )
     lines.append(f"503s outside the outage windows: {outside}")
     other = [c for c in calls if c.status >= 500 and c.status != 503]
@@ -782,10 +781,12 @@ async def run(
         stop = asyncio.Event()
         hard_stop = stop_at + len(schedule) * (CONVERGE_DEADLINE + 60)
         clients = [asyncio.ensure_future(chaos.client(i, stop, hard_stop)) for i in range(CLIENTS)]
-        await fault_loop(chaos, schedule, start, stop_at)
-        await asyncio.sleep(max(5.0, stop_at - time.monotonic()))
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*clients), timeout=300)
+        try:
+            await fault_loop(chaos, schedule, start, stop_at)
+            await asyncio.sleep(max(5.0, stop_at - time.monotonic()))
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*clients), timeout=300)
         log("traffic stopped; waiting for the outbox to drain, then checking S3")
         final = await final_checks(chaos)
         text = report(chaos, final, meta)
