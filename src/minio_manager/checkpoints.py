@@ -2,7 +2,7 @@
 
 Tests install a callback with ``install``; a service process started with
 ``MMS_CHECKPOINT_PAUSE=<name>`` pauses for good at that checkpoint (so a test can kill it
-mid-way) after touching the file named by ``MMS_CHECKPOINT_MARKER``, if set.
+mid-way) after appending the subject to the file named by ``MMS_CHECKPOINT_MARKER``, if set.
 """
 
 from __future__ import annotations
@@ -37,7 +37,12 @@ def install_from_env() -> None:
     async def pause(name: str, subject: str) -> None:
         if name == wanted:
             if marker:
-                await asyncio.to_thread(Path(marker).write_text, subject)
+                await asyncio.to_thread(_append, Path(marker), subject)
             await asyncio.Event().wait()
 
     install(pause)
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a") as out:
+        out.write(line + "\n")

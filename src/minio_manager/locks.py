@@ -49,11 +49,6 @@ def credential_lock_name(user: str) -> str:
     return f"credential_lock:{user}"
 
 
-def policy_lock_name(kind: str, name: str) -> str:
-    """Per-principal lock around render-and-write of its policies (kind: user or group)."""
-    return f"policy_lock:{kind}:{name}"
-
-
 class LockManager:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis

@@ -57,7 +57,8 @@ async def test_concurrent_upgrades_from_several_replicas(fresh_db: dict[str, str
         await conn.close()
     assert [r["version_num"] for r in versions] == ["0003"]
     assert {"user_credentials", "user_profiles", "tenant_metadata", "tenant_stewards",
-            "shares", "audit_log", "policy_outbox", "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
+            "shares", "audit_log", "policy_outbox",
+            "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
 
 
 async def test_down_and_up_again(fresh_db: dict[str, str]) -> None:
