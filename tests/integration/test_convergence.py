@@ -261,3 +261,38 @@ async def test_store_down_rotation_is_503_and_the_cached_pair_still_works(
     finally:
         await proxied.proxies["minio"].restore()
     assert s3.can_list(BUCKET, home_key(someone) + "/")
+
+
+async def test_outbox_listing_is_for_admins_only(proxied: Proxied, kbase: KBase) -> None:
+    someone = kbase.add_user()
+    response = await proxied.client.get("/management/outbox", headers=someone.headers)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == 10040
+
+
+async def test_rotate_all_stops_at_a_store_outage_and_says_so(
+    proxied: Proxied, kbase: KBase
+) -> None:
+    admin = kbase.add_user(admin=True)
+    users = [kbase.add_user() for _ in range(6)]
+    pairs = [(await proxied.issue(u))[1] for u in users]
+    await proxied.proxies["minio"].cut()
+    try:
+        response = await proxied.client.post(
+            "/management/credentials/rotate-all-credentials", headers=admin.headers
+        )
+    finally:
+        await proxied.proxies["minio"].restore()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["complete"] is False
+    assert body["rotated"] == []
+    assert body["not_rotated"]
+    assert "not rotated" in body["message"]
+    tried = {f["username"] for f in body["failures"]} | set(body["not_rotated"])
+    assert {u.name for u in users} <= tried
+    for user, pair in zip(users, pairs, strict=True):
+        again = await proxied.client.get("/credentials/", headers=user.headers)
+        assert again.json()["secret_key"] == pair["secret_key"]
+        s3 = S3User(pair["access_key"], pair["secret_key"])
+        assert s3.can_list(BUCKET, home_key(user) + "/")

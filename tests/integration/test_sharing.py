@@ -650,6 +650,7 @@ async def test_render_failure_after_commit_is_202_pending_and_the_reconciler_app
     services: Any,
     alice: Owner,
     bob: Target,
+    admin: TestUser,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     file = alice.put("data/flaky/f")
@@ -669,6 +670,14 @@ async def test_render_failure_after_commit_is_202_pending_and_the_reconciler_app
         (alice.key("data/flaky"), "user", bob.user.name, "read")
     ]
     assert not bob.s3.can_get(BUCKET, file)
+    # The difference is known work in progress, not drift.
+    drift = await client.get("/management/migrate/policy-drift", headers=admin.headers)
+    assert drift.status_code == 200, drift.text
+    report = drift.json()
+    assert ("user", bob.user.name) in {
+        (d["resource_type"], d["resource_name"]) for d in report["pending"]
+    }
+    assert bob.user.name not in {d["resource_name"] for d in report["drifted"]}
     monkeypatch.undo()
 
     # Nobody repeats the call: the reconciler applies what was recorded.

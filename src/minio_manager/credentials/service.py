@@ -50,7 +50,7 @@ def _lock_timeout(name: str) -> ServiceError:
 
 def _lock_lost(name: str) -> ServiceError:
     return CredentialLockTimeout(
-        "the credential lock of this user was lost mid-way; nothing was changed, try again"
+        "the credential lock of this user was lost mid-way; the secret was not changed, try again"
     )
 
 
