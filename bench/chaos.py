@@ -823,7 +823,9 @@ def main() -> int:
     log(f"chaos: {duration:.0f}s, {CLIENTS} clients, {REPLICAS} replicas; logs in {workdir}")
     with ExitStack() as cleanup:
         stack = PrivateStack(prefix="mms-chaos-stack-").start()
-        cleanup.callback(stack.stop, keep=True)
+        passed = [False]
+        # The private stack's data and logs are kept only when something failed.
+        cleanup.callback(lambda: stack.stop(keep=not passed[0]))
         stub = subprocess.Popen(
             [sys.executable, str(REPO / "scripts" / "kbase_stub.py"), "--port", "0"],
             stdout=subprocess.PIPE,
@@ -863,7 +865,9 @@ def main() -> int:
             )
         print(text, flush=True)
         (workdir / "report.txt").write_text(text + "\n")
-    log(f"report in {workdir / 'report.txt'}; logs kept in {workdir} and {stack.base}")
+        passed[0] = ok
+    kept = "" if ok else f" and {stack.base}"
+    log(f"report in {workdir / 'report.txt'}; logs kept in {workdir}{kept}")
     return 0 if ok else 1
 
 
