@@ -28,11 +28,11 @@ dev: install
 # Every test, against the real stack. pytest's exit status is passed through as is
 # (5 = no tests collected is a failure).
 test: install stack
-	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q -m "not faults"
+	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
 
-# kill -9 of MinIO, PostgreSQL and Redis with changes in flight (tests/integration/test_kill9.py).
-# They start private dependencies of their own; the stack above only serves the KBase stand-in
-# fixtures. Needs root (PostgreSQL runs as the `postgres` user) and the cached MinIO build.
+# Only the kill -9 tests (also part of `make test`): MinIO, PostgreSQL and Redis SIGKILLed with
+# changes in flight (tests/integration/test_kill9.py), on private dependencies of their own.
+# Needs root (PostgreSQL runs as the `postgres` user) and the cached MinIO build.
 test-faults: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q -m faults tests/integration/test_kill9.py
 
