@@ -128,8 +128,10 @@ def replica(
 
 @pytest_asyncio.fixture
 async def http(replica: str) -> AsyncIterator[httpx.AsyncClient]:
+    # No client-side deadline worth the name: on a saturated CI machine a call waiting out a
+    # lock and a restarted dependency can take over a minute, and that is not a wrong answer.
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=replica, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=replica, timeout=300, limits=limits) as client:
         yield client
 
 
