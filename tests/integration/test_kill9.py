@@ -377,7 +377,7 @@ async def test_kill9_with_changes_in_flight_converges(
     await asyncio.sleep(OUTAGE_SECONDS)
     await asyncio.to_thread(process.restart)
 
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=300)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=1800)  # a bound, not a deadline
     assert in_flight_at_kill >= 20
     assert not out.broken, "\n".join(out.broken)
     assert sum(out.statuses.values()) == len(workers) * STEPS
