@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
@@ -80,8 +83,16 @@ def _instrument(
 def build_services(settings: Settings) -> Services:
     layout = settings.layout
     engine = create_engine(settings)
+    # After a Redis restart every pooled connection is dead, and its first command fails. One
+    # quick retry on a fresh connection keeps that from failing a lock *release* (the lock
+    # would then stay held until it expires, blocking the user or group for minutes).
     redis = Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        settings.redis_url,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError],
     )
     minio = MinioStore(
         settings.minio_endpoint,
