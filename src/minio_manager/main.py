@@ -39,6 +39,8 @@ from minio_manager.management.policies_router import outbox_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
 from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.observability import http as observability
+from minio_manager.observability.logging import configure_logging
 from minio_manager.request_context import request_id_var
 from minio_manager.services import build_services
 from minio_manager.sharing.router import router as sharing_router
@@ -46,17 +48,6 @@ from minio_manager.tenants.router import router as tenants_router
 from minio_manager.workspaces.router import router as workspaces_router
 
 log = logging.getLogger("minio_manager")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # httpx logs full URLs at INFO; the admin API's query strings hold no secrets, but keep
-    # transport chatter out of the service log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 async def _startup_checks(settings: Settings, app: FastAPI) -> None:
@@ -81,7 +72,6 @@ async def _startup_checks(settings: Settings, app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    configure_logging(settings.log_level)
     await upgrade_to_head(settings)
     app.state.services = build_services(settings)
     install_checkpoints_from_env()
@@ -187,6 +177,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
+    # Before uvicorn's own start-up lines, so that a JSON deployment has JSON lines only.
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="MinIO Manager Service",
         version="0.1.0",
@@ -203,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings.service_root_path)
     app.state.settings = settings
     _install_error_handlers(app)
+    observability.install(app)  # inside the request-id middleware below: its lines carry the id
 
     @app.middleware("http")
     async def request_id(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from minio_manager.auth.deps import ServicesDep
@@ -42,7 +42,17 @@ async def _outbox(services: ServicesDep) -> dict[str, Any] | str:
 
 
 @router.get("/health")
-async def health(services: ServicesDep) -> JSONResponse:
+async def health(
+    services: ServicesDep,
+    light: Annotated[
+        bool,
+        Query(description="Only report that the process serves requests (a liveness probe)"),
+    ] = False,
+) -> JSONResponse:
+    """Each dependency's state; ``light=true`` checks none, so a liveness probe never restarts
+    a healthy process because a database is down (readiness takes it out of rotation instead)."""
+    if light:
+        return JSONResponse({"status": "alive", "version": "0.1.0"})
     names = ("database", "redis", "object_store", "auth")
     *states, pending = await asyncio.gather(
         _check(db_ping(services.engine)),
