@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,15 @@ class Service:
 
 @contextmanager
 def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
+    with running_services(1, extra_env) as services:
+        yield services[0]
+
+
+@contextmanager
+def running_services(
+    count: int, extra_env: dict[str, str] | None = None
+) -> Iterator[list[Service]]:
+    """``count`` replicas sharing one bench database, Redis database and KBase stand-in."""
     env = {**os.environ, **stack_env()}
     asyncio.run(recreate_database(env, BENCH_DB))
     stub = subprocess.Popen(
@@ -76,10 +85,16 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service
         **(extra_env or {}),
     )
     pids: list[int] = []
-    log_path = Path(tempfile.mkdtemp(prefix="mms-bench-")) / "service.log"
+    log_dir = Path(tempfile.mkdtemp(prefix="mms-bench-"))
     try:
-        with service_process(env, log_path, on_start=pids.append) as url:
-            yield Service(url=url, kbase_url=kbase_url, pid=pids[0])
+        with ExitStack() as stack:
+            services = []
+            for n in range(count):
+                url = stack.enter_context(
+                    service_process(env, log_dir / f"service-{n}.log", on_start=pids.append)
+                )
+                services.append(Service(url=url, kbase_url=kbase_url, pid=pids[-1]))
+            yield services
     finally:
         stub.terminate()
         stub.wait(10)

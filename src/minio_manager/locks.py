@@ -4,6 +4,10 @@ A lock has a wait limit (how long a caller queues before giving up with a 409-st
 and an expiry (how long Redis keeps it if its holder dies). While the holder is alive the
 expiry is renewed every third of its length, so long work (deleting a user's data) never
 outlives its lock, yet a crashed holder frees it within one expiry.
+
+Redis connections come from a bounded blocking pool (``admission.BusyAwareRedisPool``): a
+wait for a free connection that runs out is ``ServiceBusy`` (429), and only a failure to
+reach Redis is ``LockServiceUnavailable`` (503).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from redis.exceptions import LockError, LockNotOwnedError, MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from minio_manager.errors import LockServiceUnavailable, ServiceError
+from minio_manager.errors import LockServiceUnavailable, ServiceBusy, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,9 @@ class LockManager:
         )
         try:
             acquired = await lock.acquire()
+        except MaxConnectionsError:
+            # Every pooled connection is busy serving other callers: Redis is up, we are busy.
+            raise ServiceBusy("too many lock operations in progress; try again shortly") from None
         except (RedisConnectionError, RedisTimeoutError, OSError):
             raise LockServiceUnavailable("the lock service (Redis) is unavailable") from None
         except RedisError as exc:

@@ -30,6 +30,7 @@ from minio_manager.errors import (
     NotFound,
     ObjectStoreRefused,
     RequestValidationFailed,
+    ServiceBusy,
     ServiceError,
     error_body,
 )
@@ -90,7 +91,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _envelope(error: ServiceError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status)
+    response = JSONResponse(error_body(error), status_code=error.status)
+    if isinstance(error, ServiceBusy):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -122,6 +126,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Missing role or not allowed (10040, 20042, 40020)"),
         (404, "Not found (20031, 20041, 40030, 40400)"),
         (422, "Invalid request (30010)"),
+        (429, "Busy: a queue or pool stayed full; retry after Retry-After seconds (50040)"),
         (503, "A dependency is unavailable (20050, 50010, 50020, 50030)"),
     )
 }

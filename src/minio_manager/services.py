@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from minio_manager.admission import BusyAwareRedisPool, FairGate
 from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
 from minio_manager.config import Settings
 from minio_manager.credentials.service import CredentialService
@@ -57,8 +58,15 @@ class Services:
 def build_services(settings: Settings) -> Services:
     layout = settings.layout
     engine = create_engine(settings)
-    redis = Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+    redis = Redis.from_pool(
+        BusyAwareRedisPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_pool_size,
+            timeout=settings.pool_wait_seconds,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
     )
     minio = MinioStore(
         settings.minio_endpoint,
@@ -67,6 +75,7 @@ def build_services(settings: Settings) -> Services:
         timeout_seconds=settings.minio_timeout_seconds,
         max_connections=settings.minio_max_connections,
         policy_max_bytes=settings.policy_max_bytes,
+        pool_wait_seconds=settings.pool_wait_seconds,
     )
     # Everyone uses the tracking view, so every membership change invalidates the cache.
     membership = GroupMembership(minio, ttl_seconds=settings.group_cache_seconds)
@@ -80,6 +89,8 @@ def build_services(settings: Settings) -> Services:
         settings.kbase_auth_url,
         timeout_seconds=settings.auth_timeout_seconds,
         max_entries=settings.auth_cache_max_entries,
+        max_connections=settings.auth_max_connections,
+        pool_wait_seconds=settings.pool_wait_seconds,
         on_lookup=capture_profile,
     )
     locks = LockManager(redis)
@@ -92,7 +103,12 @@ def build_services(settings: Settings) -> Services:
         lock_expiry_seconds=settings.policy_lock_expiry_seconds,
     )
     groups = GroupProvisioner(store, layout, policies)
-    users = UserProvisioner(store, layout, policies, groups)
+    admission = FairGate(
+        settings.provision_concurrency,
+        wait_seconds=settings.provision_queue_wait_seconds,
+        what="first logins",
+    )
+    users = UserProvisioner(store, layout, policies, groups, admission=admission)
     credentials = CredentialService(
         engine,
         store,
