@@ -37,10 +37,9 @@ class Service:
     pid: int
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Peak RSS of the service process (the largest worker when uvicorn runs several)."""
+        peaks = [_peak_rss_mib(pid) for pid in (self.pid, *_children(self.pid))]
+        return max(peaks, default=float("nan"))
 
     def add_user(self, name: str, *, admin: bool = False) -> str:
         token = f"bench-{name}-{secrets.token_hex(8)}"
@@ -56,15 +55,34 @@ class Service:
         return token
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def _peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 @contextmanager
-def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
-    with running_services(1, extra_env) as services:
+def running_service(
+    extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> Iterator[Service]:
+    with running_services(1, extra_env, workers=workers) as services:
         yield services[0]
 
 
 @contextmanager
 def running_services(
-    count: int, extra_env: dict[str, str] | None = None
+    count: int, extra_env: dict[str, str] | None = None, *, workers: int = 1
 ) -> Iterator[list[Service]]:
     """``count`` replicas sharing one bench database, Redis database and KBase stand-in."""
     env = {**os.environ, **stack_env()}
@@ -91,7 +109,9 @@ def running_services(
             services = []
             for n in range(count):
                 url = stack.enter_context(
-                    service_process(env, log_dir / f"service-{n}.log", on_start=pids.append)
+                    service_process(
+                        env, log_dir / f"service-{n}.log", on_start=pids.append, workers=workers
+                    )
                 )
                 services.append(Service(url=url, kbase_url=kbase_url, pid=pids[-1]))
             yield services

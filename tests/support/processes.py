@@ -24,11 +24,18 @@ def free_port() -> int:
 
 @contextmanager
 def service_process(
-    env: dict[str, str], log_path: Path, on_start: Callable[[int], None] | None = None
+    env: dict[str, str],
+    log_path: Path,
+    on_start: Callable[[int], None] | None = None,
+    *,
+    workers: int = 1,
+    app_factory: str = "minio_manager.main:create_app",
 ) -> Iterator[str]:
     """Run ``uvicorn`` on a free port with ``env``; yield its base URL once healthy.
 
-    ``on_start`` receives the process id (benchmarks read its peak memory).
+    ``on_start`` receives the process id (benchmarks read its peak memory); with
+    ``workers`` > 1 that is uvicorn's supervisor, whose children are the workers.
+    ``app_factory`` lets a benchmark serve another app the same way (it needs ``/health``).
     """
     port = free_port()
     full_env = {
@@ -43,12 +50,13 @@ def service_process(
                 "-m",
                 "uvicorn",
                 "--factory",
-                "minio_manager.main:create_app",
+                app_factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--no-access-log",
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             env=full_env,
             cwd=REPO,
@@ -59,7 +67,7 @@ def service_process(
         if on_start is not None:
             on_start(proc.pid)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120  # a loaded shared CI machine starts slowly
             while True:
                 try:
                     if httpx.get(url + "/health", timeout=2).status_code == 200:
