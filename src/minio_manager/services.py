@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from minio_manager.admission import BusyAwareRedisPool, FairGate
 from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
 from minio_manager.config import Settings
+from minio_manager.credentials.hot import HotCredentialReader
 from minio_manager.credentials.service import CredentialService
 from minio_manager.db.engine import create_engine, transaction
 from minio_manager.governance.layout import Layout
@@ -47,8 +48,10 @@ class Services:
     workspaces: WorkspaceService
     sharing: SharingService
     regenerator: PolicyRegenerator
+    hot_credentials: HotCredentialReader
 
     async def close(self) -> None:
+        await self.hot_credentials.close()
         await self.auth.close()
         await self.store.close()
         await self.redis.aclose()
@@ -165,4 +168,5 @@ def build_services(settings: Settings) -> Services:
             lock_expiry_seconds=settings.policy_lock_expiry_seconds,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
+        hot_credentials=HotCredentialReader(settings),
     )
