@@ -43,6 +43,15 @@ _UNREACHABLE = (
 )
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (a round trip per request).
+
+    Connections of this pool only ever run the one autocommit SELECT: no transaction, no
+    advisory lock, no LISTEN, no SET — nothing a reset would have to undo. asyncpg still does
+    its local cleanup, and a connection whose query was cancelled is waited for or dropped.
+    """
+
+
 class HotCredentialReader:
     """Cached pair of a user, or None; the pool opens lazily (connections on demand)."""
 
@@ -68,6 +77,7 @@ class HotCredentialReader:
                         timeout=5,
                         command_timeout=30,
                         server_settings={"application_name": "minio-manager-hot"},
+                        reset=_keep_session,
                     )
         return self._pool
 
