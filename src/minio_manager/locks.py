@@ -43,9 +43,21 @@ class LockManager:
         self._redis = redis
 
     @staticmethod
-    async def _keep_alive(lock: Lock, name: str, expiry_seconds: float) -> None:
-        while True:
-            await asyncio.sleep(expiry_seconds / 3)
+    async def _keep_alive(
+        lock: Lock, name: str, expiry_seconds: float, done: asyncio.Event
+    ) -> None:
+        """Renew until ``done`` is set.
+
+        ``done`` rather than cancellation alone ends it: a cancel that lands while a renewal
+        waits for a pooled connection can come back as the pool's timeout error (redis-py
+        turns its wait's timeout into ``ConnectionError``), which would be logged and looped
+        over — and the holder, awaiting this task on release, would hang (issue 12 storm).
+        """
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), expiry_seconds / 3)
+            if done.is_set():
+                return
             try:
                 await lock.reacquire()
             except LockNotOwnedError:
@@ -78,13 +90,15 @@ class LockManager:
             raise LockServiceUnavailable("the lock service (Redis) failed") from None
         if not acquired:
             raise on_timeout(name)
-        renewal = asyncio.create_task(self._keep_alive(lock, name, expiry_seconds))
+        done = asyncio.Event()
+        renewal = asyncio.create_task(self._keep_alive(lock, name, expiry_seconds, done))
         try:
             yield
         finally:
+            done.set()
             renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewal
+            # Bounded: release must never wait on a renewal stuck in a pool queue.
+            await asyncio.wait({renewal}, timeout=5)
             try:
                 await lock.release()
             except LockNotOwnedError:
