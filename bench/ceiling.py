@@ -83,12 +83,17 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+def _ms(text: str | None) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text or "")
+    return float(found.group(1)) * _UNITS[found.group(2)] if found else float("nan")
+
+
+def _field(pattern: str, out: str) -> str | None:
+    found = re.search(pattern, out)
+    return found.group(1) if found else None
 
 
 def wrk(binary: str, url: str, token: str, connections: int) -> tuple[float, float, float, int]:
@@ -108,9 +113,11 @@ def wrk(binary: str, url: str, token: str, connections: int) -> tuple[float, flo
         capture_output=True,
         text=True,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    rate = float(_field(r"Requests/sec:\s+([\d.]+)", out) or "nan")
+    p50 = _ms(_field(r"(?m)^\s+50%\s+(\S+)", out))
+    p99 = _ms(_field(r"(?m)^\s+99%\s+(\S+)", out))
+    if rate != rate or p50 != p50:
+        print(f"unexpected wrk output:\n{out}")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, p50, p99, int(bad.group(1)) if bad else 0
 
