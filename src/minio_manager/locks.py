@@ -29,13 +29,28 @@ from minio_manager.errors import LockServiceUnavailable, ServiceBusy, ServiceErr
 log = logging.getLogger(__name__)
 
 
+class Lease:
+    """A held lock, as seen by its holder: ``check`` before each step that must not run
+    once the lock is gone (expired, deleted, or taken over by another holder)."""
+
+    def __init__(self, lock: Lock, name: str) -> None:
+        self._lock = lock
+        self.name = name
+        self.lost = False
+
+    async def check(self, on_lost: Callable[[str], ServiceError]) -> None:
+        """Raise ``on_lost(name)`` unless Redis confirms we still own the lock."""
+        if not self.lost:
+            try:
+                self.lost = not await self._lock.owned()
+            except (RedisError, OSError):
+                self.lost = True  # cannot prove ownership: act as if lost
+        if self.lost:
+            raise on_lost(self.name)
+
+
 def credential_lock_name(user: str) -> str:
     return f"credential_lock:{user}"
-
-
-def policy_lock_name(kind: str, name: str) -> str:
-    """Per-principal lock around render-and-write of its policies (kind: user or group)."""
-    return f"policy_lock:{kind}:{name}"
 
 
 class LockManager:
@@ -44,7 +59,7 @@ class LockManager:
 
     @staticmethod
     async def _keep_alive(
-        lock: Lock, name: str, expiry_seconds: float, done: asyncio.Event
+        lease: Lease, lock: Lock, name: str, expiry_seconds: float, done: asyncio.Event
     ) -> None:
         """Renew until ``done`` is set.
 
@@ -61,6 +76,7 @@ class LockManager:
             try:
                 await lock.reacquire()
             except LockNotOwnedError:
+                lease.lost = True
                 log.error("lock %s was lost while held (expired or taken over)", name)
                 return
             except (RedisError, OSError) as exc:
@@ -74,7 +90,7 @@ class LockManager:
         wait_seconds: float,
         expiry_seconds: float,
         on_timeout: Callable[[str], ServiceError],
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[Lease]:
         lock = self._redis.lock(
             name, timeout=expiry_seconds, blocking=True, blocking_timeout=wait_seconds
         )
@@ -91,9 +107,10 @@ class LockManager:
         if not acquired:
             raise on_timeout(name)
         done = asyncio.Event()
-        renewal = asyncio.create_task(self._keep_alive(lock, name, expiry_seconds, done))
+        lease = Lease(lock, name)
+        renewal = asyncio.create_task(self._keep_alive(lease, lock, name, expiry_seconds, done))
         try:
-            yield
+            yield lease
         finally:
             done.set()
             renewal.cancel()

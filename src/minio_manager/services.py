@@ -22,6 +22,7 @@ from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import GroupMembership
 from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.reconciler import Enforcer, Reconciler
 from minio_manager.provisioning.regenerate import PolicyRegenerator
 from minio_manager.provisioning.users import UserProvisioner
 from minio_manager.sharing.service import SharingService
@@ -39,6 +40,8 @@ class Services:
     auth: KBaseAuthClient
     locks: LockManager
     policies: PolicySync
+    enforcer: Enforcer
+    reconciler: Reconciler
     groups: GroupProvisioner
     users: UserProvisioner
     credentials: CredentialService
@@ -51,6 +54,7 @@ class Services:
     hot_credentials: HotCredentialReader
 
     async def close(self) -> None:
+        await self.reconciler.stop()
         await self.hot_credentials.close()
         await self.auth.close()
         await self.store.close()
@@ -98,13 +102,10 @@ def build_services(settings: Settings) -> Services:
     )
     locks = LockManager(redis)
     policies = PolicySync(
-        store,
-        engine,
-        locks,
-        layout,
-        lock_wait_seconds=settings.policy_lock_wait_seconds,
-        lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+        store, engine, layout, lock_wait_seconds=settings.enforce_lock_wait_seconds
     )
+    enforcer = Enforcer(engine, store, policies, wait_seconds=settings.enforce_lock_wait_seconds)
+    reconciler = Reconciler(engine, enforcer, interval_seconds=settings.reconcile_interval_seconds)
     groups = GroupProvisioner(store, layout, policies)
     admission = FairGate(
         settings.provision_concurrency,
@@ -130,6 +131,8 @@ def build_services(settings: Settings) -> Services:
         auth=auth,
         locks=locks,
         policies=policies,
+        enforcer=enforcer,
+        reconciler=reconciler,
         groups=groups,
         users=users,
         credentials=credentials,
@@ -143,6 +146,7 @@ def build_services(settings: Settings) -> Services:
             layout,
             lock_wait_seconds=settings.policy_lock_wait_seconds,
             lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+            enforcer=enforcer,
         ),
         management=ManagementService(
             engine,
@@ -155,6 +159,7 @@ def build_services(settings: Settings) -> Services:
             layout,
             group_lock_wait_seconds=settings.policy_lock_wait_seconds,
             group_lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+            enforcer=enforcer,
         ),
         workspaces=WorkspaceService(store, membership, layout),
         sharing=SharingService(
@@ -166,6 +171,7 @@ def build_services(settings: Settings) -> Services:
             locks,
             lock_wait_seconds=settings.policy_lock_wait_seconds,
             lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+            enforcer=enforcer,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
         hot_credentials=HotCredentialReader(settings),

@@ -5,7 +5,8 @@ Through SQLAlchemy that lookup also paid for a pool checkout in a greenlet, exec
 options, statement compilation lookups, result wrapping and a reset on return: more CPU than
 the query. This reader sends the identical SQL (same table, same decryption inside
 PostgreSQL, key as a bound parameter) straight through asyncpg, whose pool keeps it prepared
-per connection. A miss (first login) falls through to ``CredentialService`` and its lock.
+per connection. A miss (first login) or a *pending* pair (an interrupted rotation) falls
+through to ``CredentialService.get_or_issue``, which decides under the user's lock.
 
 Errors: a pool that stays full is ``ServiceBusy`` (429); a database that cannot be reached
 is ``DatabaseUnavailable`` (503); a pooled connection that died since its last use (server
@@ -26,7 +27,7 @@ from minio_manager.errors import DatabaseUnavailable, ServiceBusy
 log = logging.getLogger(__name__)
 
 SELECT = (
-    "SELECT access_key, pgp_sym_decrypt(secret_key, $1) AS secret "
+    "SELECT access_key, pgp_sym_decrypt(secret_key, $1) AS secret, version, pending "
     "FROM user_credentials WHERE username = $2"
 )
 
@@ -101,9 +102,9 @@ class HotCredentialReader:
             except _UNREACHABLE as exc:
                 log.warning("database unavailable (hot path): %s", type(exc).__name__)
                 raise DatabaseUnavailable("the database is unavailable") from None
-            if row is None:
-                return None
-            return StoredCredentials(user, row["access_key"], row["secret"])
+            if row is None or row["pending"]:
+                return None  # missing or pending: ``get_or_issue`` settles it under the lock
+            return StoredCredentials(user, row["access_key"], row["secret"], row["version"], False)
         raise DatabaseUnavailable("the database is unavailable")
 
     async def close(self) -> None:
