@@ -98,6 +98,7 @@ def build_services(settings: Settings) -> Services:
         max_entries=settings.auth_cache_max_entries,
         max_connections=settings.auth_max_connections,
         pool_wait_seconds=settings.pool_wait_seconds,
+        lookup_queue_seconds=settings.provision_queue_wait_seconds,
         on_lookup=capture_profile,
     )
     locks = LockManager(redis)

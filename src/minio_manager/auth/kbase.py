@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from minio_manager.admission import FairGate
 from minio_manager.errors import AuthServiceUnavailable, InvalidToken, ServiceBusy
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class KBaseAuthClient:
         max_entries: int = 10_000,
         max_connections: int = 64,
         pool_wait_seconds: float = 30.0,
+        lookup_queue_seconds: float = 300.0,
         on_lookup: Callable[[KBaseUser], Awaitable[None]] | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + "/"
@@ -66,6 +68,12 @@ class KBaseAuthClient:
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
+        )
+        # A lookup is two requests at once: at most half the pool's connections' worth of
+        # lookups run, the rest queue in arrival order (a storm waits its turn instead of
+        # timing out in the connection pool or opening hundreds of connections at once).
+        self._lookups = FairGate(
+            max(1, max_connections // 2), wait_seconds=lookup_queue_seconds, what="auth lookups"
         )
         self._cache: OrderedDict[str, tuple[KBaseUser, float]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[KBaseUser]] = {}
@@ -137,10 +145,11 @@ class KBaseAuthClient:
             task.exception()  # retrieved here, so an unawaited failure is not reported twice
 
     async def _lookup(self, key: str, token: str) -> KBaseUser:
-        self.lookups += 1
-        token_info, me = await asyncio.gather(
-            self._get("api/V2/token", token), self._get("api/V2/me", token)
-        )
+        async with self._lookups.slot():
+            self.lookups += 1
+            token_info, me = await asyncio.gather(
+                self._get("api/V2/token", token), self._get("api/V2/me", token)
+            )
         if not isinstance(me, dict) or not isinstance(token_info, dict) or not me.get("user"):
             log.warning("KBase auth answered an unexpected body shape")
             raise AuthServiceUnavailable("the KBase auth service answered unexpectedly")
