@@ -44,7 +44,7 @@ fmt: install
 	$(UV) run ruff format $(SRC_DIRS)
 
 bench: install stack
-	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing; do \
+	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing ceiling storm; do \
 		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
 
 # Chaos benchmark (bench/chaos.py): three replicas behind nginx, 64 clients, each dependency and

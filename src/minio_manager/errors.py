@@ -120,6 +120,17 @@ class LockServiceUnavailable(ServiceError):
     code, error_type, status = 50030, "lock_service_unavailable", 503
 
 
+class ServiceBusy(ServiceError):
+    """Every slot of a bounded queue or connection pool stayed taken for its whole wait.
+
+    The dependency behind it is up (it is serving the requests ahead of this one), so this is
+    not a 503 outage: 429 with ``Retry-After`` tells the caller to come back shortly.
+    """
+
+    code, error_type, status = 50040, "service_busy", 429
+    retry_after_seconds = 5
+
+
 class InternalError(ServiceError):
     code, error_type, status = 50000, "internal_error", 500
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from minio_manager.audit.router import router as audit_router
 from minio_manager.auth.deps import bearer_token
@@ -31,6 +32,7 @@ from minio_manager.errors import (
     NotFound,
     ObjectStoreRefused,
     RequestValidationFailed,
+    ServiceBusy,
     ServiceError,
     error_body,
 )
@@ -85,7 +87,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _envelope(error: ServiceError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status)
+    response = JSONResponse(error_body(error), status_code=error.status)
+    if isinstance(error, ServiceBusy):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -117,6 +122,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Missing role or not allowed (10040, 20042, 40020)"),
         (404, "Not found (20031, 20041, 40030, 40400)"),
         (422, "Invalid request (30010)"),
+        (429, "Busy: a queue or pool stayed full; retry after Retry-After seconds (50040)"),
         (503, "A dependency is unavailable (20050, 50010, 50020, 50030)"),
     )
 }
@@ -168,6 +174,53 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _envelope(InternalError("internal error; see the service log"))
 
 
+class RequestIdMiddleware:
+    """Request id in, ``X-Request-ID`` out, and the envelope for anything unhandled.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs every request in an extra task and re-streams the response through memory streams,
+    which was a large share of the hot path's CPU (issue 12); this costs one header append.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id_from(scope)
+        header = (b"x-request-id", rid.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = request_id_var.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Logged once, here, with the request id; the client gets the envelope and the id.
+            log.error("unhandled %s (request %s)", type(exc).__name__, rid, exc_info=exc)
+            if started:
+                raise
+            response = _envelope(InternalError(f"internal error; request id {rid}"))
+            await response(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            return _clean_request_id(value.decode("latin-1"))
+    return _clean_request_id(None)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
@@ -191,22 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     observability.install(app)  # inside the request-id middleware below: its lines carry the id
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = _clean_request_id(request.headers.get("x-request-id"))
-        token = request_id_var.set(rid)
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            # Logged once, here, with the request id; the client gets the envelope and the id.
-            log.error("unhandled %s (request %s)", type(exc).__name__, rid, exc_info=exc)
-            response = _envelope(InternalError(f"internal error; request id {rid}"))
-        finally:
-            request_id_var.reset(token)
-        response.headers["X-Request-ID"] = rid
-        return response
+    app.add_middleware(RequestIdMiddleware)
 
     for router in (
         health_router,
