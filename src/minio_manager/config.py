@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, gt=0)
     policy_max_bytes: int = Field(default=20_480, gt=1024)
     group_cache_seconds: float = Field(default=5.0, ge=0)
+    # Every accepted body is a few KiB; larger ones are refused (413) before they are read.
+    max_request_body_bytes: int = Field(default=65_536, ge=1024)
 
     @field_validator("kbase_admin_roles", "kbase_required_roles", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from minio_manager.management.schemas import (
     UserManagementResponse,
     UserNamesResponse,
 )
+from minio_manager.params import GroupName, NewGroupName, Username
 
 router = APIRouter(prefix="/management", tags=["management"])
 
@@ -45,7 +46,7 @@ async def list_users(
     "/users/{username}", response_model=UserManagementResponse, status_code=status.HTTP_201_CREATED
 )
 async def create_user(
-    username: str, caller: AdminDep, services: ServicesDep
+    username: Username, caller: AdminDep, services: ServicesDep
 ) -> UserManagementResponse:
     """Create (or repair) a user; returns the credentials now in force."""
     return await services.management.create_user(caller, username)
@@ -53,7 +54,7 @@ async def create_user(
 
 @router.post("/users/{username}/rotate-credentials", response_model=UserManagementResponse)
 async def rotate_user_credentials(
-    username: str, caller: AdminDep, services: ServicesDep
+    username: Username, caller: AdminDep, services: ServicesDep
 ) -> UserManagementResponse:
     """Give an existing user a new secret; the old one stops working at once."""
     return await services.management.rotate_user(caller, username)
@@ -61,7 +62,7 @@ async def rotate_user_credentials(
 
 @router.delete("/users/{username}", response_model=ResourceDeleteResponse)
 async def delete_user(
-    username: str, caller: AdminDep, services: ServicesDep
+    username: Username, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
     """Delete a user with their credentials, policies, memberships, stewardships, shares and
     data."""
@@ -91,7 +92,7 @@ async def list_group_names(_: CallerDep, services: ServicesDep) -> GroupNamesRes
     "/groups/{group}", response_model=GroupManagementResponse, status_code=status.HTTP_201_CREATED
 )
 async def create_group(
-    group: str, caller: AdminDep, services: ServicesDep
+    group: NewGroupName, caller: AdminDep, services: ServicesDep
 ) -> GroupManagementResponse:
     """Create group ``g`` and its read-only twin ``g``ro, with policies and storage."""
     return await services.management.create_group(caller, group)
@@ -99,7 +100,7 @@ async def create_group(
 
 @router.post("/groups/{group}/members/{username}", response_model=GroupManagementResponse)
 async def add_group_member(
-    group: str, username: str, caller: AdminDep, services: ServicesDep
+    group: GroupName, username: Username, caller: AdminDep, services: ServicesDep
 ) -> GroupManagementResponse:
     """Add a user to one group (``g`` or ``g``ro)."""
     return await services.management.add_member(caller, group, username)
@@ -107,7 +108,7 @@ async def add_group_member(
 
 @router.delete("/groups/{group}/members/{username}", response_model=GroupManagementResponse)
 async def remove_group_member(
-    group: str, username: str, caller: AdminDep, services: ServicesDep
+    group: GroupName, username: Username, caller: AdminDep, services: ServicesDep
 ) -> GroupManagementResponse:
     """Remove a user from one group (``g`` or ``g``ro)."""
     return await services.management.remove_member(caller, group, username)
@@ -115,7 +116,7 @@ async def remove_group_member(
 
 @router.delete("/groups/{group}", response_model=ResourceDeleteResponse)
 async def delete_group(
-    group: str, caller: AdminDep, services: ServicesDep
+    group: GroupName, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
     """Delete ``g`` and ``g``ro after emptying them, with their policies, shares, data and
     tenant metadata."""

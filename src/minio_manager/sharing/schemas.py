@@ -9,15 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TARGETS = 500
 """Per list and call: one request stays one bounded transaction and render."""
+MAX_PATH_LENGTH = 1100
+"""``s3a://`` + a bucket (≤ 63) + ``/`` + a key (≤ 1024, SPEC §1): longer cannot be valid."""
+MAX_NAME_LENGTH = 64
+"""User and group names (``{g}ro`` included) are at most 64 characters (SPEC §1)."""
 
 Path = Annotated[
     str,
     Field(
+        max_length=MAX_PATH_LENGTH,
         description="s3:// or s3a:// path inside your home",
         examples=["s3a://cdm-lake/users-general-warehouse/alice/data/exp1/"],
     ),
 ]
-Names = Annotated[list[str], Field(default_factory=list, max_length=MAX_TARGETS)]
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
+Names = Annotated[list[Name], Field(default_factory=list, max_length=MAX_TARGETS)]
 
 
 class _Request(BaseModel):

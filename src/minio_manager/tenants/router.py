@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 
 from minio_manager.auth.deps import AdminDep, CallerDep, ServicesDep
+from minio_manager.params import TenantName, Username
 from minio_manager.tenants.schemas import (
     AccessLevel,
     TenantDetail,
@@ -29,7 +30,7 @@ async def list_tenants(caller: CallerDep, services: ServicesDep) -> list[TenantS
 
 
 @router.get("/{tenant}", response_model=TenantDetail)
-async def get_tenant(tenant: str, caller: CallerDep, services: ServicesDep) -> TenantDetail:
+async def get_tenant(tenant: TenantName, caller: CallerDep, services: ServicesDep) -> TenantDetail:
     """Metadata, stewards, members and storage paths. E-mails are shown to members, stewards
     and admins only."""
     return await services.tenants.detail(caller, tenant)
@@ -37,7 +38,7 @@ async def get_tenant(tenant: str, caller: CallerDep, services: ServicesDep) -> T
 
 @router.post("/{tenant}", response_model=TenantMetadata)
 async def create_tenant(
-    tenant: str,
+    tenant: TenantName,
     caller: AdminDep,
     services: ServicesDep,
     body: Annotated[TenantMetadataUpdate | None, Body()] = None,
@@ -49,29 +50,31 @@ async def create_tenant(
 
 @router.patch("/{tenant}", response_model=TenantMetadata)
 async def update_tenant(
-    tenant: str, body: TenantMetadataUpdate, caller: CallerDep, services: ServicesDep
+    tenant: TenantName, body: TenantMetadataUpdate, caller: CallerDep, services: ServicesDep
 ) -> TenantMetadata:
     """Change the metadata fields you send (steward or admin)."""
     return await services.tenants.update(caller, tenant, body)
 
 
 @router.delete("/{tenant}", status_code=NO_CONTENT, response_class=Response)
-async def delete_tenant(tenant: str, caller: AdminDep, services: ServicesDep) -> Response:
+async def delete_tenant(tenant: TenantName, caller: AdminDep, services: ServicesDep) -> Response:
     """Delete the tenant's metadata and steward assignments (admin). The groups stay."""
     await services.tenants.delete(caller, tenant)
     return Response(status_code=NO_CONTENT)
 
 
 @router.get("/{tenant}/members", response_model=list[TenantMember])
-async def list_members(tenant: str, caller: CallerDep, services: ServicesDep) -> list[TenantMember]:
+async def list_members(
+    tenant: TenantName, caller: CallerDep, services: ServicesDep
+) -> list[TenantMember]:
     """Members with their access level (members, stewards and admins)."""
     return await services.tenants.members(caller, tenant)
 
 
 @router.post("/{tenant}/members/{username}", response_model=TenantMember)
 async def add_member(
-    tenant: str,
-    username: str,
+    tenant: TenantName,
+    username: Username,
     caller: CallerDep,
     services: ServicesDep,
     permission: Annotated[AccessLevel, Query()] = "read_write",
@@ -82,7 +85,7 @@ async def add_member(
 
 @router.delete("/{tenant}/members/{username}", status_code=NO_CONTENT, response_class=Response)
 async def remove_member(
-    tenant: str, username: str, caller: CallerDep, services: ServicesDep
+    tenant: TenantName, username: Username, caller: CallerDep, services: ServicesDep
 ) -> Response:
     """Remove a user from the tenant (steward or admin). A steward cannot remove themselves
     or another steward."""
@@ -92,7 +95,7 @@ async def remove_member(
 
 @router.get("/{tenant}/stewards", response_model=list[TenantSteward])
 async def list_stewards(
-    tenant: str, caller: CallerDep, services: ServicesDep
+    tenant: TenantName, caller: CallerDep, services: ServicesDep
 ) -> list[TenantSteward]:
     """The tenant's stewards (members, stewards and admins)."""
     return await services.tenants.stewards(caller, tenant)
@@ -100,7 +103,7 @@ async def list_stewards(
 
 @router.post("/{tenant}/stewards/{username}", response_model=TenantSteward)
 async def assign_steward(
-    tenant: str, username: str, caller: AdminDep, services: ServicesDep
+    tenant: TenantName, username: Username, caller: AdminDep, services: ServicesDep
 ) -> TenantSteward:
     """Make a user a steward (admin; idempotent). Adds them read-write if not a member."""
     return await services.tenants.assign_steward(caller, tenant, username)
@@ -108,7 +111,7 @@ async def assign_steward(
 
 @router.delete("/{tenant}/stewards/{username}", status_code=NO_CONTENT, response_class=Response)
 async def remove_steward(
-    tenant: str, username: str, caller: AdminDep, services: ServicesDep
+    tenant: TenantName, username: Username, caller: AdminDep, services: ServicesDep
 ) -> Response:
     """Remove a steward assignment (admin). Membership is kept."""
     await services.tenants.remove_steward(caller, tenant, username)
