@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.routing import Match, Mount, Route
+from starlette.routing import Match, Mount, compile_path
 from starlette.types import Scope
 
 from minio_manager.auth.deps import get_caller
@@ -116,7 +116,16 @@ def _calls(dependant: Dependant) -> Iterable[Callable[..., Any] | None]:
         yield from _calls(sub)
 
 
-def route_errors(route: APIRoute, method: str) -> dict[int, list[str]]:
+def api_routes(app: FastAPI) -> list[Any]:
+    """Every API route with its full path (routers are included as wrappers, so flatten)."""
+    return [
+        context
+        for context in routing.iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+    ]
+
+
+def route_errors(route: Any, method: str) -> dict[int, list[str]]:
     """Every error status ``method`` on ``route`` can answer, with its codes."""
     found: dict[int, list[str]] = {413: ["30030"], 500: ["50000"]}
 
@@ -135,7 +144,7 @@ def route_errors(route: APIRoute, method: str) -> dict[int, list[str]]:
         code = _PATH_PARAM_CODES.get(param.name)
         if code is not None:
             add(400, code)
-    for status, codes in ROUTE_ERRORS[(method, route.path)].items():
+    for status, codes in ROUTE_ERRORS[(method, route.path_format)].items():
         add(status, codes)
     return {status: sorted(set(codes)) for status, codes in sorted(found.items())}
 
@@ -152,8 +161,8 @@ def _document_errors(app: FastAPI, schema: dict[str, Any]) -> None:
     components["ErrorEnvelope"] = ErrorEnvelope.model_json_schema(
         ref_template="#/components/schemas/{model}"
     )
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
+    for route in api_routes(app):
+        if not route.include_in_schema:
             continue
         for method in sorted(route.methods or ()):
             operation = schema["paths"][route.path_format][method.lower()]
@@ -185,16 +194,34 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _path_params_valid(context: Any, values: dict[str, str]) -> bool:
+    """Whether the route would take these path values (a refused one means another route's
+    path, e.g. ``names`` in ``/management/users/{username}``)."""
+    dependant = getattr(context, "dependant", None)
+    if dependant is None:
+        return True
+    for param in dependant.path_params:
+        if param.name in values:
+            _, errors = param.validate(values[param.name], loc=("path", param.name))
+            if errors:
+                return False
+    return True
+
+
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     """The methods some route serves at the request's path (for a 405's ``Allow``)."""
+    path = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
     methods: set[str] = set()
     for route in app.router.routes:
-        if isinstance(route, Mount):
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
-                methods.update(("GET", "HEAD"))  # the docs assets (StaticFiles)
-        elif isinstance(route, Route) and route.methods:
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
-                methods.update(route.methods)
+        if isinstance(route, Mount) and route.matches(scope)[0] is not Match.NONE:
+            methods.update(("GET", "HEAD"))  # the docs assets (StaticFiles)
+    for context in routing.iter_route_contexts(app.routes):
+        if context.methods and context.path_format:
+            regex, _, _ = compile_path(context.path_format)
+            found = regex.match(path)
+            if found and _path_params_valid(context, found.groupdict()):
+                methods.update(context.methods)
     return sorted(methods)

@@ -11,9 +11,10 @@ the same codes.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
+from pydantic import AfterValidator
 
 from minio_manager.errors import (
     GroupOperationError,
@@ -21,9 +22,12 @@ from minio_manager.errors import (
     TenantBadRequest,
     UserOperationError,
 )
+from minio_manager.governance.layout import READ_ONLY_SUFFIX
 from minio_manager.governance.naming import (
     GROUP_MAX_LENGTH,
     GROUP_MIN_LENGTH,
+    RESERVED_GROUP_NAMES,
+    RESERVED_USERNAMES,
     USERNAME_MAX_LENGTH,
     USERNAME_MIN_LENGTH,
     validate_group_name,
@@ -35,17 +39,49 @@ USERNAME_PATTERN = r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$"
 two separators in a row (SPEC §1). Written without look-arounds so any JSON Schema tool (and
 schemathesis' generator) can use it."""
 
+STORE_USERNAME_MIN_LENGTH = max(USERNAME_MIN_LENGTH, 3)
+"""MinIO refuses access keys (= user names) shorter than 3 characters, so a 2-character name
+can never be created or found; the path rule says so instead of a later 400 or 404."""
+
 GROUP_PATTERN = r"^[a-z][a-z0-9]+$"
-GROUP_RO_MAX_LENGTH = GROUP_MAX_LENGTH + 2
+GROUP_RO_MAX_LENGTH = GROUP_MAX_LENGTH + len(READ_ONLY_SUFFIX)
 """A read-only twin ``{g}ro`` of the longest base name."""
+ANY_GROUP_PATTERN = rf"^[a-z][a-z0-9]{{1,{GROUP_MAX_LENGTH - 1}}}(?:{READ_ONLY_SUFFIX})?$"
+"""A base name of 2-62 characters, or one followed by ``ro`` (so 63-64 only as a twin)."""
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+
+
+# JSON Schema ``not``: the reserved names and other domain refusals, declared so that a client
+# (and a fuzzer) knows them; the service answers them 400 with the domain code, as any name
+# rule. Not enforced by FastAPI (it ignores ``not``) but by governance.naming.
+_RESERVED_USERS = {
+    "not": {"pattern": "^(?:" + "|".join(_any_case(n) for n in sorted(RESERVED_USERNAMES)) + ")$"}
+}
+_RESERVED_BASES = sorted(RESERVED_GROUP_NAMES)
+_NOT_A_BASE_GROUP = {
+    "not": {"anyOf": [{"enum": _RESERVED_BASES}, {"pattern": f"{READ_ONLY_SUFFIX}$"}]}
+}
+_NOT_ANY_GROUP = {
+    "not": {
+        "anyOf": [
+            {"enum": _RESERVED_BASES + [n + READ_ONLY_SUFFIX for n in _RESERVED_BASES]},
+            # ``ro`` and ``xro`` would be twins of a base shorter than 2 characters.
+            {"pattern": f"^[a-z]?{READ_ONLY_SUFFIX}$"},
+        ]
+    }
+}
 
 Username = Annotated[
     str,
     Path(
-        min_length=USERNAME_MIN_LENGTH,
+        min_length=STORE_USERNAME_MIN_LENGTH,
         max_length=USERNAME_MAX_LENGTH,
         pattern=USERNAME_PATTERN,
         description="A user name (SPEC §1); reserved names are refused with 400 / 20030",
+        json_schema_extra=_RESERVED_USERS,
     ),
 ]
 GroupName = Annotated[
@@ -53,17 +89,9 @@ GroupName = Annotated[
     Path(
         min_length=GROUP_MIN_LENGTH,
         max_length=GROUP_RO_MAX_LENGTH,
-        pattern=GROUP_PATTERN,
+        pattern=ANY_GROUP_PATTERN,
         description="A group `g` or its read-only twin `g`ro; reserved names are 400 / 20040",
-    ),
-]
-NewGroupName = Annotated[
-    str,
-    Path(
-        min_length=GROUP_MIN_LENGTH,
-        max_length=GROUP_MAX_LENGTH,
-        pattern=GROUP_PATTERN,
-        description="A base group name; names ending in `ro` and reserved names are 400 / 20040",
+        json_schema_extra=_NOT_ANY_GROUP,
     ),
 ]
 TenantName = Annotated[
@@ -73,7 +101,61 @@ TenantName = Annotated[
         max_length=GROUP_MAX_LENGTH,
         pattern=GROUP_PATTERN,
         description="A tenant's base group name; `ro` forms and reserved names are 400 / 40010",
+        json_schema_extra=_NOT_A_BASE_GROUP,
     ),
+]
+
+
+LISTING = "names"
+"""``/management/users/names`` and ``/management/groups/names`` are listings, so ``names``
+cannot be a user or group in ``/management/users/{username}`` or ``/management/groups/{group}``:
+refused there (400) so that every method at those paths is the listing's (405 with ``Allow:
+GET, HEAD``) and the OpenAPI's path items say the same."""
+
+
+def _not_listing(value: str) -> str:
+    if value == LISTING:
+        raise ValueError(f"'{LISTING}' is a listing in this path, not a name")
+    return value
+
+
+def _with_listing(rule: dict[str, Any]) -> dict[str, Any]:
+    return {"not": {"anyOf": [rule["not"], {"enum": [LISTING]}]}}
+
+
+ManagedUsername = Annotated[
+    str,
+    Path(
+        min_length=STORE_USERNAME_MIN_LENGTH,
+        max_length=USERNAME_MAX_LENGTH,
+        pattern=USERNAME_PATTERN,
+        description="A user name (SPEC §1); reserved names and `names` are 400 / 20030",
+        json_schema_extra=_with_listing(_RESERVED_USERS),
+    ),
+    AfterValidator(_not_listing),
+]
+ManagedGroupName = Annotated[
+    str,
+    Path(
+        min_length=GROUP_MIN_LENGTH,
+        max_length=GROUP_RO_MAX_LENGTH,
+        pattern=ANY_GROUP_PATTERN,
+        description="A group `g` or its twin `g`ro; reserved names and `names` are 400 / 20040",
+        json_schema_extra=_with_listing(_NOT_ANY_GROUP),
+    ),
+    AfterValidator(_not_listing),
+]
+NewGroupName = Annotated[
+    str,
+    Path(
+        min_length=GROUP_MIN_LENGTH,
+        max_length=GROUP_MAX_LENGTH,
+        pattern=GROUP_PATTERN,
+        description="A base group name; names ending in `ro`, reserved names and `names` are "
+        "400 / 20040",
+        json_schema_extra=_with_listing(_NOT_A_BASE_GROUP),
+    ),
+    AfterValidator(_not_listing),
 ]
 
 
@@ -91,7 +173,9 @@ def _group_error(value: str) -> ServiceError:
             validate_group_name(value, for_creation=creation)
         except GroupOperationError as exc:
             return exc
-    return GroupOperationError(f"Invalid group name {value[:80]!r}")
+    return GroupOperationError(
+        f"Invalid group name {value[:80]!r}: '{LISTING}' is a listing in this path"
+    )
 
 
 def _user_error(value: str) -> ServiceError:
@@ -99,7 +183,12 @@ def _user_error(value: str) -> ServiceError:
         validate_username(value)
     except UserOperationError as exc:
         return exc
-    return UserOperationError(f"Invalid username {value[:80]!r}")
+    if value == LISTING:
+        return UserOperationError(f"Invalid username '{LISTING}': a listing in this path")
+    return UserOperationError(
+        f"Invalid username {value[:80]!r}: the object store needs at least "
+        f"{STORE_USERNAME_MIN_LENGTH} characters"
+    )
 
 
 _BY_NAME = {"username": _user_error, "group": _group_error, "tenant": _tenant_error}
@@ -111,3 +200,11 @@ def domain_error_for_path(name: str, value: object) -> ServiceError | None:
     if build is None or not isinstance(value, str):
         return None
     return build(value)
+
+
+TENANT_QUERY_SCHEMA: dict[str, Any] = {
+    "pattern": rf"^[a-z][a-z0-9]{{1,{GROUP_MAX_LENGTH - 1}}}$",
+    **_NOT_A_BASE_GROUP,
+}
+"""``?tenant=`` of /workspaces/me/namespace-prefix: declared like ``TenantName`` but checked by
+the service (400 / 40010, as before); FastAPI only enforces its 1-64 length (422)."""

@@ -17,7 +17,13 @@ from minio_manager.management.schemas import (
     UserManagementResponse,
     UserNamesResponse,
 )
-from minio_manager.params import GroupName, NewGroupName, Username
+from minio_manager.params import (
+    GroupName,
+    ManagedGroupName,
+    ManagedUsername,
+    NewGroupName,
+    Username,
+)
 
 router = APIRouter(prefix="/management", tags=["management"])
 
@@ -46,7 +52,7 @@ async def list_users(
     "/users/{username}", response_model=UserManagementResponse, status_code=status.HTTP_201_CREATED
 )
 async def create_user(
-    username: Username, caller: AdminDep, services: ServicesDep
+    username: ManagedUsername, caller: AdminDep, services: ServicesDep
 ) -> UserManagementResponse:
     """Create (or repair) a user; returns the credentials now in force."""
     return await services.management.create_user(caller, username)
@@ -62,7 +68,7 @@ async def rotate_user_credentials(
 
 @router.delete("/users/{username}", response_model=ResourceDeleteResponse)
 async def delete_user(
-    username: Username, caller: AdminDep, services: ServicesDep
+    username: ManagedUsername, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
     """Delete a user with their credentials, policies, memberships, stewardships, shares and
     data."""
@@ -116,7 +122,7 @@ async def remove_group_member(
 
 @router.delete("/groups/{group}", response_model=ResourceDeleteResponse)
 async def delete_group(
-    group: GroupName, caller: AdminDep, services: ServicesDep
+    group: ManagedGroupName, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
     """Delete ``g`` and ``g``ro after emptying them, with their policies, shares, data and
     tenant metadata."""

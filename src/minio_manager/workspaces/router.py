@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from minio_manager.auth.deps import CallerDep, ServicesDep
-from minio_manager.params import GroupName
+from minio_manager.params import TENANT_QUERY_SCHEMA, GroupName
 from minio_manager.workspaces.schemas import (
     AccessiblePathsResponse,
     GroupSqlWarehousePrefixResponse,
@@ -58,7 +58,9 @@ async def my_sql_warehouse_prefix(
 async def my_namespace_prefix(
     caller: CallerDep,
     services: ServicesDep,
-    tenant: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    tenant: Annotated[
+        str | None, Query(min_length=1, max_length=64, json_schema_extra=TENANT_QUERY_SCHEMA)
+    ] = None,
 ) -> NamespacePrefixResponse:
     """Your Hive namespace prefix, and a tenant's if you are a member of it."""
     return await services.workspaces.namespace_prefix(caller, tenant)
