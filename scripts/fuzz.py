@@ -42,6 +42,8 @@ def _schemathesis(url: str, token: str, label: str, args: argparse.Namespace, ou
         "-m",
         "schemathesis.cli",
         "--no-color",
+        "--config-file",
+        str(REPO / "scripts" / "fuzz.toml"),
         "run",
         f"{url}/openapi.json",
         "--checks",
@@ -68,7 +70,9 @@ def _schemathesis(url: str, token: str, label: str, args: argparse.Namespace, ou
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", 20)))
+    parser.add_argument(
+        "--max-examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", 20))
+    )
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", 20260202)))
     args = parser.parse_args()
 

@@ -194,20 +194,6 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _path_params_valid(context: Any, values: dict[str, str]) -> bool:
-    """Whether the route would take these path values (a refused one means another route's
-    path, e.g. ``names`` in ``/management/users/{username}``)."""
-    dependant = getattr(context, "dependant", None)
-    if dependant is None:
-        return True
-    for param in dependant.path_params:
-        if param.name in values:
-            _, errors = param.validate(values[param.name], loc=("path", param.name))
-            if errors:
-                return False
-    return True
-
-
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     """The methods some route serves at the request's path (for a 405's ``Allow``)."""
     path = scope["path"]
@@ -219,9 +205,9 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
         if isinstance(route, Mount) and route.matches(scope)[0] is not Match.NONE:
             methods.update(("GET", "HEAD"))  # the docs assets (StaticFiles)
     for context in routing.iter_route_contexts(app.routes):
-        if context.methods and context.path_format:
-            regex, _, _ = compile_path(context.path_format)
-            found = regex.match(path)
-            if found and _path_params_valid(context, found.groupdict()):
+        if context.methods and context.path:
+            # ``path``, not ``path_format``: it keeps convertors such as ``not_listing``.
+            regex, _, _ = compile_path(context.path)
+            if regex.match(path):
                 methods.update(context.methods)
     return sorted(methods)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from minio_manager.errors import (
     GroupOperationError,
@@ -22,7 +22,7 @@ from minio_manager.errors import (
     TenantBadRequest,
     UserOperationError,
 )
-from minio_manager.governance.layout import READ_ONLY_SUFFIX
+from minio_manager.governance.layout import GLOBAL_GROUP, READ_ONLY_SUFFIX
 from minio_manager.governance.naming import (
     GROUP_MAX_LENGTH,
     GROUP_MIN_LENGTH,
@@ -107,16 +107,20 @@ TenantName = Annotated[
 
 
 LISTING = "names"
-"""``/management/users/names`` and ``/management/groups/names`` are listings, so ``names``
-cannot be a user or group in ``/management/users/{username}`` or ``/management/groups/{group}``:
-refused there (400) so that every method at those paths is the listing's (405 with ``Allow:
-GET, HEAD``) and the OpenAPI's path items say the same."""
+NOT_LISTING = "not_listing"
+"""Path convertor of ``/management/users/{username}`` and ``/management/groups/{group}``: any
+segment but ``names``. Those two paths are also the listings ``…/users/names`` and
+``…/groups/names`` (GET); without it, ``POST /management/users/names`` would create a user
+``names`` while the OpenAPI's path item ``/management/users/names`` has only GET. With it the
+router answers 405 (``Allow: GET``) there, as the document says, and the names are declared
+refused (``not``) in the templated paths."""
 
 
-def _not_listing(value: str) -> str:
-    if value == LISTING:
-        raise ValueError(f"'{LISTING}' is a listing in this path, not a name")
-    return value
+class _NotListing(StringConvertor):
+    regex = "(?!" + LISTING + "$)[^/]+"
+
+
+register_url_convertor(NOT_LISTING, _NotListing())
 
 
 def _with_listing(rule: dict[str, Any]) -> dict[str, Any]:
@@ -129,21 +133,10 @@ ManagedUsername = Annotated[
         min_length=STORE_USERNAME_MIN_LENGTH,
         max_length=USERNAME_MAX_LENGTH,
         pattern=USERNAME_PATTERN,
-        description="A user name (SPEC §1); reserved names and `names` are 400 / 20030",
+        description="A user name (SPEC §1); reserved names are 400 / 20030 (`names` is the "
+        "listing)",
         json_schema_extra=_with_listing(_RESERVED_USERS),
     ),
-    AfterValidator(_not_listing),
-]
-ManagedGroupName = Annotated[
-    str,
-    Path(
-        min_length=GROUP_MIN_LENGTH,
-        max_length=GROUP_RO_MAX_LENGTH,
-        pattern=ANY_GROUP_PATTERN,
-        description="A group `g` or its twin `g`ro; reserved names and `names` are 400 / 20040",
-        json_schema_extra=_with_listing(_NOT_ANY_GROUP),
-    ),
-    AfterValidator(_not_listing),
 ]
 NewGroupName = Annotated[
     str,
@@ -151,11 +144,23 @@ NewGroupName = Annotated[
         min_length=GROUP_MIN_LENGTH,
         max_length=GROUP_MAX_LENGTH,
         pattern=GROUP_PATTERN,
-        description="A base group name; names ending in `ro`, reserved names and `names` are "
-        "400 / 20040",
+        description="A base group name; names ending in `ro` and reserved names are 400 / 20040 "
+        "(`names` is the listing)",
         json_schema_extra=_with_listing(_NOT_A_BASE_GROUP),
     ),
-    AfterValidator(_not_listing),
+]
+DeletableGroupName = Annotated[
+    str,
+    Path(
+        min_length=GROUP_MIN_LENGTH,
+        max_length=GROUP_MAX_LENGTH,
+        pattern=GROUP_PATTERN,
+        description="A base group name (its `ro` twin goes with it); `ro` forms, reserved "
+        f"names and `{GLOBAL_GROUP}` are 400 / 20040 (`names` is the listing)",
+        json_schema_extra={
+            "not": {"anyOf": [_NOT_A_BASE_GROUP["not"], {"enum": [LISTING, GLOBAL_GROUP]}]}
+        },
+    ),
 ]
 
 
@@ -173,9 +178,7 @@ def _group_error(value: str) -> ServiceError:
             validate_group_name(value, for_creation=creation)
         except GroupOperationError as exc:
             return exc
-    return GroupOperationError(
-        f"Invalid group name {value[:80]!r}: '{LISTING}' is a listing in this path"
-    )
+    return GroupOperationError(f"Invalid group name {value[:80]!r}")
 
 
 def _user_error(value: str) -> ServiceError:
@@ -183,8 +186,6 @@ def _user_error(value: str) -> ServiceError:
         validate_username(value)
     except UserOperationError as exc:
         return exc
-    if value == LISTING:
-        return UserOperationError(f"Invalid username '{LISTING}': a listing in this path")
     return UserOperationError(
         f"Invalid username {value[:80]!r}: the object store needs at least "
         f"{STORE_USERNAME_MIN_LENGTH} characters"

@@ -18,8 +18,9 @@ from minio_manager.management.schemas import (
     UserNamesResponse,
 )
 from minio_manager.params import (
+    NOT_LISTING,
+    DeletableGroupName,
     GroupName,
-    ManagedGroupName,
     ManagedUsername,
     NewGroupName,
     Username,
@@ -49,7 +50,9 @@ async def list_users(
 
 
 @router.post(
-    "/users/{username}", response_model=UserManagementResponse, status_code=status.HTTP_201_CREATED
+    f"/users/{{username:{NOT_LISTING}}}",
+    response_model=UserManagementResponse,
+    status_code=status.HTTP_201_CREATED,
 )
 async def create_user(
     username: ManagedUsername, caller: AdminDep, services: ServicesDep
@@ -66,7 +69,7 @@ async def rotate_user_credentials(
     return await services.management.rotate_user(caller, username)
 
 
-@router.delete("/users/{username}", response_model=ResourceDeleteResponse)
+@router.delete(f"/users/{{username:{NOT_LISTING}}}", response_model=ResourceDeleteResponse)
 async def delete_user(
     username: ManagedUsername, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
@@ -95,7 +98,9 @@ async def list_group_names(_: CallerDep, services: ServicesDep) -> GroupNamesRes
 
 
 @router.post(
-    "/groups/{group}", response_model=GroupManagementResponse, status_code=status.HTTP_201_CREATED
+    f"/groups/{{group:{NOT_LISTING}}}",
+    response_model=GroupManagementResponse,
+    status_code=status.HTTP_201_CREATED,
 )
 async def create_group(
     group: NewGroupName, caller: AdminDep, services: ServicesDep
@@ -120,9 +125,9 @@ async def remove_group_member(
     return await services.management.remove_member(caller, group, username)
 
 
-@router.delete("/groups/{group}", response_model=ResourceDeleteResponse)
+@router.delete(f"/groups/{{group:{NOT_LISTING}}}", response_model=ResourceDeleteResponse)
 async def delete_group(
-    group: ManagedGroupName, caller: AdminDep, services: ServicesDep
+    group: DeletableGroupName, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
     """Delete ``g`` and ``g``ro after emptying them, with their policies, shares, data and
     tenant metadata."""

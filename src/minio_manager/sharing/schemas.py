@@ -18,7 +18,10 @@ Path = Annotated[
     str,
     Field(
         max_length=MAX_PATH_LENGTH,
-        description="s3:// or s3a:// path inside your home",
+        description="s3:// or s3a:// path inside your home; the other rules of SPEC §1 (bucket, "
+        "no `//`, `..`, wildcards, encoded traversal) are answered 400 (20015, 30020)",
+        # Declared, not enforced here: the service's own check answers 400 / 20015, as before.
+        json_schema_extra={"pattern": "^[Ss]3[Aa]?://"},
         examples=["s3a://cdm-lake/users-general-warehouse/alice/data/exp1/"],
     ),
 ]
