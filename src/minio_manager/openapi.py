@@ -40,6 +40,9 @@ _PATH_PARAM_CODES = {"username": "20030", "group": "20040", "tenant": "40010"}
 
 _NOT_FOUND_USER = "20031"
 _LOCKED = "20045"
+_LISTING = "40405"
+"""``names`` in ``/management/users/{username}`` or ``/management/groups/{group}`` is the
+listing's path: any other method there is 405 (minio_manager.params.NOT_LISTING)."""
 
 ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/health"): {},
@@ -80,19 +83,23 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/workspaces/me/groups/{group}/sql-warehouse-prefix"): {403: "40020", 404: "20041"},
     ("GET", "/management/users/names"): {},
     ("GET", "/management/users"): {},
-    ("POST", "/management/users/{username}"): {409: _LOCKED},
+    ("POST", "/management/users/{username}"): {405: _LISTING, 409: _LOCKED},
     ("POST", "/management/users/{username}/rotate-credentials"): {
         404: _NOT_FOUND_USER,
         409: _LOCKED,
     },
-    ("DELETE", "/management/users/{username}"): {404: _NOT_FOUND_USER, 409: _LOCKED},
+    ("DELETE", "/management/users/{username}"): {
+        404: _NOT_FOUND_USER,
+        405: _LISTING,
+        409: _LOCKED,
+    },
     ("POST", "/management/credentials/rotate-all-credentials"): {},
     ("GET", "/management/groups"): {},
     ("GET", "/management/groups/names"): {},
-    ("POST", "/management/groups/{group}"): {},
+    ("POST", "/management/groups/{group}"): {405: _LISTING},
     ("POST", "/management/groups/{group}/members/{username}"): {404: f"20041, {_NOT_FOUND_USER}"},
     ("DELETE", "/management/groups/{group}/members/{username}"): {404: f"20041, {_NOT_FOUND_USER}"},
-    ("DELETE", "/management/groups/{group}"): {404: "20041"},
+    ("DELETE", "/management/groups/{group}"): {404: "20041", 405: _LISTING},
 }
 """Domain answers per operation beyond those its shape implies: status → codes."""
 
@@ -101,6 +108,7 @@ _TITLES = {
     401: "No, malformed or rejected token",
     403: "Forbidden",
     404: "Not found",
+    405: "Method not allowed (`names` is the listing's path)",
     409: "Conflict (a lock is held too long)",
     413: "Request body too large (sent before the body is read or the caller authenticated)",
     422: "Invalid request",
