@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts
 
-.PHONY: install stack dev test lint fmt bench down
+.PHONY: install stack dev test fuzz lint fmt bench down
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -29,6 +29,12 @@ dev: install
 # (5 = no tests collected is a failure).
 test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
+
+# schemathesis (--checks all) over every operation, as an admin and as a user, against a service
+# of its own (database mms_fuzz, Redis db 14) on the real stack; see scripts/fuzz.py.
+# FUZZ_EXAMPLES (per operation) and FUZZ_SEED may be set.
+fuzz: install stack
+	eval "$$(scripts/stack.sh env)" && $(UV) run python scripts/fuzz.py
 
 lint: install
 	$(UV) run ruff check $(SRC_DIRS) && $(UV) run ruff format --check $(SRC_DIRS) && $(UV) run mypy
