@@ -4,11 +4,12 @@ Starts what it needs on free ports and tears it down again: the KBase stand-in (
 with two fresh users), and one service process against the local stack (`scripts/stack.sh
 up`) with a database of its own (``mms_fuzz``, recreated each run) and Redis database 14, so
 nothing here touches the data of `make dev` (database ``mms``, Redis 0) or of the tests
-(``mms_test_<pid>``, Redis 15). The object store is shared: the fuzzer creates and deletes
-users and groups with generated names, and its `regenerate-policies` calls re-render the
-policies of every principal in that MinIO from the fuzz database — run
-`POST /management/migrate/regenerate-policies` from `make dev` afterwards if you keep shares
-there (records are never touched, so that repairs them).
+(``mms_test_<pid>``, Redis 15). The object store is shared: the fuzzer creates users and
+groups with generated names, which are deleted again at the end (every `user.create`,
+`credentials.issue` and `group.create` of the fuzz database's audit log), and its
+`regenerate-policies` calls re-render the policies of every principal in that MinIO from the
+fuzz database — run `POST /management/migrate/regenerate-policies` from `make dev` afterwards
+if you keep shares there (records are never touched, so that repairs them).
 
 Deterministic (fixed seed) and bounded (examples per operation); exit status 0 only when both
 runs find no failure. Usage: python scripts/fuzz.py [--max-examples N] [--seed S].
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
@@ -68,10 +71,41 @@ def _schemathesis(url: str, token: str, label: str, args: argparse.Namespace, ou
     return code
 
 
+def _created(http: httpx.Client, action: str) -> set[str]:
+    names: set[str] = set()
+    page = 1
+    while True:
+        answer = http.get(
+            "/management/audit", params={"action": action, "page": page, "page_size": 500}
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        names.update(entry["target"] for entry in body["entries"])
+        if not body["has_next"]:
+            return names
+        page += 1
+
+
+def _clean_up(url: str, token: str) -> None:
+    """Delete the store users and groups the fuzz service created (best effort, reported)."""
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120
+    ) as http:
+        users = _created(http, "user.create") | _created(http, "credentials.issue")
+        groups = _created(http, "group.create")
+        failed = 0
+        for kind, names in (("users", users), ("groups", groups)):
+            for name in sorted(names):
+                answer = http.delete(f"/management/{kind}/{name}")
+                if answer.status_code not in (200, 404):
+                    failed += 1
+        print(f"fuzz: removed {len(users)} users and {len(groups)} groups ({failed} failed)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--max-examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", 20))
+        "--max-examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", 10))
     )
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", 20260202)))
     args = parser.parse_args()
@@ -93,10 +127,13 @@ def main() -> int:
         admin = kbase.add_user(admin=True)
         user = kbase.add_user()
         with service_process(env, out / "service.log") as url:
-            results = [
-                _schemathesis(url, admin.token, "admin", args, out),
-                _schemathesis(url, user.token, "user", args, out),
-            ]
+            try:
+                results = [
+                    _schemathesis(url, admin.token, "admin", args, out),
+                    _schemathesis(url, user.token, "user", args, out),
+                ]
+            finally:
+                _clean_up(url, admin.token)
         print(f"fuzz: reports and the service log in {out}")
         return 0 if all(code == 0 for code in results) else 1
     finally:
