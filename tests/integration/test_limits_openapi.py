@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from minio_manager.health.router import HealthResponse
+from minio_manager.openapi import ROUTE_ERRORS
 from tests.support.governance import assert_error
 from tests.support.kbase import TestUser
 
@@ -195,6 +196,13 @@ async def test_every_operation_documents_its_errors_with_the_envelope(
             assert re.search(r"codes \d{5}", responses[status]["description"]) or (
                 path == "/health"
             ), (method, path, status)
+
+
+async def test_every_operation_has_its_entry_in_route_errors(client: httpx.AsyncClient) -> None:
+    """A new route must say which domain answers it gives (minio_manager.openapi)."""
+    spec = await _spec(client)
+    operations = {(method, path) for method, path, _ in _operations(spec)}
+    assert operations == set(ROUTE_ERRORS)
 
 
 @pytest.mark.parametrize(
