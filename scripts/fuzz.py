@@ -93,13 +93,13 @@ def _clean_up(url: str, token: str) -> None:
     ) as http:
         users = _created(http, "user.create") | _created(http, "credentials.issue")
         groups = _created(http, "group.create")
-        failed = 0
+        failed = []
         for kind, names in (("users", users), ("groups", groups)):
             for name in sorted(names):
                 answer = http.delete(f"/management/{kind}/{name}")
                 if answer.status_code not in (200, 404):
-                    failed += 1
-        print(f"fuzz: removed {len(users)} users and {len(groups)} groups ({failed} failed)")
+                    failed.append(f"{kind}/{name}: {answer.status_code}")
+        print(f"fuzz: removed {len(users)} users and {len(groups)} groups; not removed: {failed}")
 
 
 def main() -> int:
