@@ -92,11 +92,11 @@ async def test_a_body_under_the_cap_is_parsed_as_before(
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/sharing/share", {"path": "s3a://cdm-lake/" + "k" * 1100}),
+        ("/sharing/share", {"path": "s3a://cdm-lake/" + "k" * 4100}),
         ("/sharing/share", {"path": "s3a://cdm-lake/k", "with_users": ["u" * 65]}),
         ("/sharing/unshare", {"path": "s3a://cdm-lake/k", "from_groups": ["g" * 65]}),
         ("/sharing/share", {"path": "s3a://cdm-lake/k", "with_groups": ["ab"] * 501}),
-        ("/sharing/make-public", {"path": "s3a://cdm-lake/" + "k" * 1100}),
+        ("/sharing/make-public", {"path": "s3a://cdm-lake/" + "k" * 4100}),
     ],
 )
 async def test_strings_and_lists_have_limits(
