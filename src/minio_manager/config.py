@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     group_cache_seconds: float = Field(default=5.0, ge=0)
     # Every accepted body is a few KiB; larger ones are refused (413) before they are read.
     max_request_body_bytes: int = Field(default=65_536, ge=1024)
+    # Outbox: how long a request waits for a principal's advisory lock before answering
+    # 202 (pending) — below the database command timeout (30 s) —, and how often the
+    # reconciler looks for due rows.
+    enforce_lock_wait_seconds: float = Field(default=10.0, gt=0, le=25)
+    reconcile_interval_seconds: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("kbase_admin_roles", "kbase_required_roles", mode="before")
     @classmethod

@@ -55,6 +55,7 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/sharing/get_path_access_info"): {400: "20015, 30020", 403: "20042"},
     ("POST", "/management/migrate/regenerate-policies"): {},
     ("GET", "/management/migrate/policy-drift"): {},
+    ("GET", "/management/outbox"): {},
     ("GET", "/management/audit"): {},
     ("GET", "/tenants"): {},
     ("GET", "/tenants/{tenant}"): {404: "40030"},

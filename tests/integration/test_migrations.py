@@ -55,15 +55,18 @@ async def test_concurrent_upgrades_from_several_replicas(fresh_db: dict[str, str
         versions = await conn.fetch("SELECT version_num FROM alembic_version_mms")
     finally:
         await conn.close()
-    assert [r["version_num"] for r in versions] == ["0002"]
+    assert [r["version_num"] for r in versions] == ["0003"]
     assert {"user_credentials", "user_profiles", "tenant_metadata", "tenant_stewards",
-            "shares", "audit_log", "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
+            "shares", "audit_log", "policy_outbox",
+            "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
 
 
 async def test_down_and_up_again(fresh_db: dict[str, str]) -> None:
     assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
     assert (await _alembic(fresh_db, "downgrade", "-1"))[0] == 0
-    assert "shares" not in await _tables(fresh_db)
+    tables = await _tables(fresh_db)
+    assert "policy_outbox" not in tables
+    assert "shares" in tables
     assert (await _alembic(fresh_db, "downgrade", "base"))[0] == 0
     assert await _tables(fresh_db) <= {"alembic_version_mms"}
     assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
@@ -81,7 +84,7 @@ def test_migrate_script(fresh_db: dict[str, str], command: str) -> None:
         cwd=REPO, env=fresh_db, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "0002" in result.stdout
+    assert "0003" in result.stdout
 
 
 def test_down_all_refuses_without_confirmation(fresh_db: dict[str, str]) -> None:

@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from minio_manager.auth.deps import ServicesDep
 from minio_manager.db.engine import ping as db_ping
+from minio_manager.db.engine import transaction
+from minio_manager.provisioning import outbox
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -26,11 +28,20 @@ class HealthDependencies(BaseModel):
     auth: DependencyState
 
 
+class OutboxSummary(BaseModel):
+    pending: int
+    oldest_pending_seconds: float | None
+    failing: int
+
+
 class HealthResponse(BaseModel):
     """The same body for 200 and 503, so a load balancer and a person read one shape."""
 
     status: Literal["healthy", "unhealthy"]
     dependencies: HealthDependencies
+    outbox: OutboxSummary | Literal["unavailable"] = Field(
+        description="Pending enforcement (informative: never makes the service unhealthy)"
+    )
     version: str
 
 
@@ -40,6 +51,21 @@ async def _check(probe: Awaitable[Any]) -> DependencyState:
     except Exception:
         return "unavailable"
     return "ok"
+
+
+async def _outbox(services: ServicesDep) -> dict[str, Any] | str:
+    """Pending enforcement; informative only (pending work never makes health 503)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            async with transaction(services.engine) as conn:
+                totals = await outbox.summary(conn)
+    except Exception:
+        return "unavailable"
+    return {
+        "pending": totals.pending,
+        "oldest_pending_seconds": totals.oldest_pending_seconds,
+        "failing": totals.failing,
+    }
 
 
 @router.get(
@@ -56,11 +82,12 @@ async def _check(probe: Awaitable[Any]) -> DependencyState:
 async def health(services: ServicesDep) -> JSONResponse:
     """No token needed; KBase auth being down only blocks new logins, so it does not count."""
     names = ("database", "redis", "object_store", "auth")
-    states = await asyncio.gather(
+    *states, pending = await asyncio.gather(
         _check(db_ping(services.engine)),
         _check(services.redis.ping()),
         _check(services.store.ping()),
         _check(services.auth.check_service()),
+        _outbox(services),
     )
     dependencies = dict(zip(names, states, strict=True))
     required = ("database", "redis", "object_store")
@@ -68,6 +95,7 @@ async def health(services: ServicesDep) -> JSONResponse:
     body = HealthResponse(
         status="healthy" if healthy else "unhealthy",
         dependencies=HealthDependencies(**dependencies),
+        outbox=pending,
         version="0.1.0",
     )
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from minio_manager.enforcement import EnforcementState
+
 
 class UserNamesResponse(BaseModel):
     usernames: list[str]
@@ -48,7 +50,7 @@ class UserManagementResponse(BaseModel):
         return f"UserManagementResponse(username={self.username!r}, secret_key=<redacted>)"
 
 
-class ResourceDeleteResponse(BaseModel):
+class ResourceDeleteResponse(EnforcementState):
     resource_type: str
     resource_name: str
     message: str
@@ -67,6 +69,10 @@ class RotateAllResponse(BaseModel):
     failed_count: int
     rotated: list[str]
     failures: list[RotationFailure]
+    complete: bool = True
+    """False when the run stopped at an object-store outage: ``not_rotated`` were not tried."""
+    not_rotated: list[str] = []
+    message: str = "every issued credential was tried"
     performed_by: str
     timestamp: datetime
 
@@ -87,7 +93,7 @@ class GroupNamesResponse(BaseModel):
     total_count: int
 
 
-class GroupManagementResponse(BaseModel):
+class GroupManagementResponse(EnforcementState):
     group_name: str
     ro_group_name: str | None
     members: list[str]
