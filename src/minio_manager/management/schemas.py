@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from minio_manager.credentials.schemas import S3KeyAliases
 from minio_manager.enforcement import EnforcementState
 
 
@@ -35,9 +36,7 @@ class UserListResponse(BaseModel):
     has_prev: bool
 
 
-class UserManagementResponse(BaseModel):
-    username: str
-    access_key: str
+class UserManagementResponse(S3KeyAliases):
     secret_key: str = Field(description="The secret now stored and applied")
     home_paths: list[str]
     groups: list[str]
