@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts
 
-.PHONY: install stack dev test fuzz lint fmt bench down
+.PHONY: install stack dev test test-faults fuzz lint fmt bench chaos chaos-short down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -35,6 +35,11 @@ test: install stack
 # FUZZ_EXAMPLES (per operation) and FUZZ_SEED may be set.
 fuzz: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run python scripts/fuzz.py
+# Only the kill -9 tests (also part of `make test`): MinIO, PostgreSQL and Redis SIGKILLed with
+# changes in flight (tests/integration/test_kill9.py), on private dependencies of their own.
+# Needs root (PostgreSQL runs as the `postgres` user) and the cached MinIO build.
+test-faults: install stack
+	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q -m faults tests/integration/test_kill9.py
 
 lint: install
 	$(UV) run ruff check $(SRC_DIRS) && $(UV) run ruff format --check $(SRC_DIRS) && $(UV) run mypy
@@ -47,5 +52,18 @@ bench: install stack
 	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing; do \
 		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
 
+# Chaos benchmark (bench/chaos.py): three replicas behind nginx, 64 clients, each dependency and
+# one replica SIGKILLed and restarted in turn on a private stack. CHAOS_SECONDS sets the length.
+CHAOS_SECONDS ?= 600
+chaos: install stack
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(UV) run python bench/chaos.py
+
+chaos-short: install stack
+	CHAOS_SECONDS=120 $(UV) run python bench/chaos.py
+
 down:
 	scripts/stack.sh down
+
+# Helm chart: lint, render (default and production-like values), schema-validate offline.
+check-chart: install
+	scripts/check_chart.sh

@@ -7,7 +7,7 @@ value). Secrets are ``SecretStr`` so that they do not leak through ``repr`` or l
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
     service_root_path: str = ""
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "text"
 
     # Tunables (not in the reference): documented in docs/configuration.md.
     credential_lock_wait_seconds: float = Field(default=30.0, gt=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,7 @@ from redis.exceptions import LockError, LockNotOwnedError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from minio_manager.errors import LockServiceUnavailable, ServiceError
+from minio_manager.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class LockManager:
         lock = self._redis.lock(
             name, timeout=expiry_seconds, blocking=True, blocking_timeout=wait_seconds
         )
+        started = time.perf_counter()
         try:
             acquired = await lock.acquire()
         except (RedisConnectionError, RedisTimeoutError, OSError):
@@ -85,6 +88,7 @@ class LockManager:
         except RedisError as exc:
             log.warning("lock %s failed: %s", name, type(exc).__name__)
             raise LockServiceUnavailable("the lock service (Redis) failed") from None
+        metrics.lock_waited(name, time.perf_counter() - started, acquired=bool(acquired))
         if not acquired:
             raise on_timeout(name)
         lease = Lease(lock, name)

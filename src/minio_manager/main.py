@@ -38,6 +38,8 @@ from minio_manager.management.policies_router import outbox_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
 from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.observability import http as observability
+from minio_manager.observability.logging import configure_logging
 from minio_manager.openapi import ErrorEnvelope, allowed_methods, install_openapi
 from minio_manager.params import domain_error_for_path
 from minio_manager.request_context import request_id_var
@@ -49,17 +51,6 @@ from minio_manager.workspaces.router import router as workspaces_router
 log = logging.getLogger("minio_manager")
 
 __all__ = ["ErrorEnvelope", "create_app"]
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # httpx logs full URLs at INFO; the admin API's query strings hold no secrets, but keep
-    # transport chatter out of the service log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 async def _startup_checks(settings: Settings, app: FastAPI) -> None:
@@ -84,7 +75,6 @@ async def _startup_checks(settings: Settings, app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    configure_logging(settings.log_level)
     await upgrade_to_head(settings)
     app.state.services = build_services(settings)
     install_checkpoints_from_env()
@@ -178,6 +168,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
+    # Before uvicorn's own start-up lines, so that a JSON deployment has JSON lines only.
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="MinIO Manager Service",
         version="0.1.0",
@@ -193,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings.service_root_path)
     app.state.settings = settings
     _install_error_handlers(app)
+    observability.install(app)  # inside the request-id middleware below: its lines carry the id
 
     @app.middleware("http")
     async def request_id(

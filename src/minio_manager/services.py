@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
@@ -16,6 +19,14 @@ from minio_manager.locks import LockManager
 from minio_manager.management.service import ManagementService
 from minio_manager.objectstore.minio import MinioStore
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.observability.instrument import (
+    instrument_engine,
+    instrument_http_client,
+    instrument_redis,
+    kbase_operation,
+    object_store_operation,
+)
+from minio_manager.observability.logging import log_governance_on_commit
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import GroupMembership
@@ -58,11 +69,30 @@ class Services:
         await self.engine.dispose()
 
 
+def _instrument(
+    engine: AsyncEngine, redis: Redis, minio: MinioStore, auth: KBaseAuthClient
+) -> None:
+    """Metrics at the wire of each dependency, and a log line per committed audit row."""
+    instrument_engine(engine)
+    instrument_redis(redis)
+    instrument_http_client(minio.http, "object_store", object_store_operation)
+    instrument_http_client(auth.http, "kbase", kbase_operation)
+    log_governance_on_commit(engine)
+
+
 def build_services(settings: Settings) -> Services:
     layout = settings.layout
     engine = create_engine(settings)
+    # After a Redis restart every pooled connection is dead, and its first command fails. One
+    # quick retry on a fresh connection keeps that from failing a lock *release* (the lock
+    # would then stay held until it expires, blocking the user or group for minutes).
     redis = Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        settings.redis_url,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError],
     )
     minio = MinioStore(
         settings.minio_endpoint,
@@ -103,6 +133,7 @@ def build_services(settings: Settings) -> Services:
         lock_wait_seconds=settings.credential_lock_wait_seconds,
         lock_expiry_seconds=settings.credential_lock_expiry_seconds,
     )
+    _instrument(engine, redis, minio, auth)
     return Services(
         settings=settings,
         layout=layout,

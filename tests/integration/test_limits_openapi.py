@@ -271,7 +271,7 @@ async def test_health_has_its_model(client: httpx.AsyncClient) -> None:
         ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/HealthResponse")
     model = spec["components"]["schemas"]["HealthResponse"]
-    assert model["properties"]["status"]["enum"] == ["healthy", "unhealthy"]
+    assert model["properties"]["status"]["enum"] == ["healthy", "unhealthy", "alive"]
     response = await client.get("/health")
     assert response.status_code == 200
     assert HealthResponse.model_validate(response.json()).status == "healthy"

@@ -24,19 +24,24 @@ def free_port() -> int:
 
 @contextmanager
 def service_process(
-    env: dict[str, str], log_path: Path, on_start: Callable[[int], None] | None = None
+    env: dict[str, str],
+    log_path: Path,
+    on_start: Callable[[int], None] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Run ``uvicorn`` on a free port with ``env``; yield its base URL once healthy.
+    """Run ``uvicorn`` on ``port`` (default: a free one) with ``env``; yield its base URL once
+    healthy.
 
-    ``on_start`` receives the process id (benchmarks read its peak memory).
+    ``on_start`` receives the process id (benchmarks read its peak memory; the chaos benchmark
+    SIGKILLs it and starts a replica again on the same ``port``, behind the same proxy).
     """
-    port = free_port()
+    port = port or free_port()
     full_env = {
         **os.environ,
         **env,
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
     }
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,

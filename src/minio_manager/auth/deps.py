@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from minio_manager.errors import InvalidAuthHeader, MissingRole, MissingToken
+from minio_manager.request_context import set_current_user
 from minio_manager.services import Services
 
 # A token is one run of visible ASCII; anything else cannot be a KBase token (and would not
@@ -60,6 +61,7 @@ async def get_caller(request: Request, services: ServicesDep, _doc: BearerDoc) -
     if missing:
         raise MissingRole(f"missing required role(s): {', '.join(missing)}")
     is_admin = any(r in user.custom_roles for r in settings.kbase_admin_roles)
+    set_current_user(user.username)
     return Caller(username=user.username, is_admin=is_admin, token=token)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from minio_manager.errors import AuthServiceUnavailable, InvalidToken
+from minio_manager.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ class KBaseAuthClient:
         self.on_lookup = on_lookup
         self.lookups = 0  # round trips to /me, for tests and benchmarks
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client (observability attaches its timing transport to it)."""
+        return self._client
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -108,8 +114,10 @@ class KBaseAuthClient:
             user, valid_until = cached
             if time.monotonic() < valid_until:
                 self._cache.move_to_end(key)
+                metrics.cache_lookup("auth", hit=True)
                 return user
             self._cache.pop(key, None)
+        metrics.cache_lookup("auth", hit=False)
         task = self._inflight.get(key)
         if task is None:
             # A task of its own: a caller that disconnects (is cancelled) does not cancel the

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -37,10 +37,13 @@ class OutboxSummary(BaseModel):
 class HealthResponse(BaseModel):
     """The same body for 200 and 503, so a load balancer and a person read one shape."""
 
-    status: Literal["healthy", "unhealthy"]
-    dependencies: HealthDependencies
-    outbox: OutboxSummary | Literal["unavailable"] = Field(
-        description="Pending enforcement (informative: never makes the service unhealthy)"
+    status: Literal["healthy", "unhealthy", "alive"] = Field(
+        description="`alive` (with nothing else but the version) answers `?light=true`"
+    )
+    dependencies: HealthDependencies | None = None
+    outbox: OutboxSummary | Literal["unavailable"] | None = Field(
+        default=None,
+        description="Pending enforcement (informative: never makes the service unhealthy)",
     )
     version: str
 
@@ -79,8 +82,17 @@ async def _outbox(services: ServicesDep) -> dict[str, Any] | str:
         },
     },
 )
-async def health(services: ServicesDep) -> JSONResponse:
-    """No token needed; KBase auth being down only blocks new logins, so it does not count."""
+async def health(
+    services: ServicesDep,
+    light: Annotated[
+        bool,
+        Query(description="Only report that the process serves requests (a liveness probe)"),
+    ] = False,
+) -> JSONResponse:
+    """Each dependency's state; ``light=true`` checks none, so a liveness probe never restarts
+    a healthy process because a database is down (readiness takes it out of rotation instead)."""
+    if light:
+        return JSONResponse({"status": "alive", "version": "0.1.0"})
     names = ("database", "redis", "object_store", "auth")
     *states, pending = await asyncio.gather(
         _check(db_ping(services.engine)),
@@ -98,4 +110,4 @@ async def health(services: ServicesDep) -> JSONResponse:
         outbox=pending,
         version="0.1.0",
     )
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if healthy else 503)

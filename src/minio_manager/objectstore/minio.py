@@ -105,6 +105,11 @@ class MinioStore:
             ),
         )
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client (observability attaches its timing transport to it)."""
+        return self._client
+
     async def close(self) -> None:
         await self._client.aclose()
 

@@ -6,6 +6,7 @@ import asyncio
 
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
 from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.observability import metrics
 from minio_manager.provisioning.policy_sync import PolicySync
 
 GROUP_README = """Tenant workspace of group {group}.
@@ -50,6 +51,7 @@ class GroupProvisioner:
             self._policies.sync_group(twin),
             self._store.put_objects(self._markers(group)),
         )
+        metrics.provisioned("group")
 
     def _markers(self, group: str) -> list[StoreObject]:
         objects = [StoreObject(b, k) for b, k in self._layout.group_marker_keys(group)]

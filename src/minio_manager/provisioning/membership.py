@@ -29,6 +29,7 @@ from minio_manager.errors import GroupOperationError
 from minio_manager.governance.naming import base_group_of
 from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreObject, StoreUser
+from minio_manager.observability import metrics
 
 T = TypeVar("T")
 
@@ -98,8 +99,10 @@ class GroupMembership:
             # served is older than the TTL.
             if entry[1] - now < self._ttl / 2 and key not in self._inflight:
                 self._start(key, fetch)
+            metrics.cache_lookup("membership", hit=True)
             value: T = entry[0]
             return value
+        metrics.cache_lookup("membership", hit=False)
         task = self._inflight.get(key) or self._start(key, fetch)
         # shield: a caller that goes away (client disconnect) does not cancel the shared fetch.
         result: T = await asyncio.shield(task)

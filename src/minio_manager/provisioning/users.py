@@ -13,6 +13,7 @@ from minio_manager.governance.layout import GLOBAL_GROUP, Layout
 from minio_manager.governance.naming import validate_username
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.observability import metrics
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.policy_sync import PolicySync
 
@@ -50,6 +51,7 @@ class UserProvisioner:
             self._store.add_group_members(GLOBAL_GROUP, [user]),
             self._store.put_objects(self._markers(user)),
         )
+        metrics.provisioned("user")
 
     async def set_secret(self, user: str, secret: str) -> None:
         try:
