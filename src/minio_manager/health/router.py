@@ -30,7 +30,7 @@ class HealthDependencies(BaseModel):
 
 class OutboxSummary(BaseModel):
     pending: int
-    oldest_pending_seconds: float | None
+    oldest_pending_seconds: float | None = None
     failing: int
 
 
