@@ -110,4 +110,4 @@ async def health(
         outbox=pending,
         version="0.1.0",
     )
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if healthy else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
