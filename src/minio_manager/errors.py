@@ -90,6 +90,12 @@ class RequestValidationFailed(ServiceError):
     code, error_type, status = 30010, "validation_error", 422
 
 
+class RequestTooLarge(ServiceError):
+    """The body passed the size cap (``MAX_REQUEST_BODY_BYTES``); answered before auth."""
+
+    code, error_type, status = 30030, "request_too_large", 413
+
+
 class TenantBadRequest(ServiceError):
     code, error_type, status = 40010, "tenant_bad_request", 400
 

@@ -7,12 +7,10 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -37,12 +35,15 @@ from minio_manager.errors import (
     error_body,
 )
 from minio_manager.health.router import router as health_router
+from minio_manager.limits import BodySizeLimit
 from minio_manager.management.policies_router import outbox_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.observability import http as observability
 from minio_manager.observability.logging import configure_logging
+from minio_manager.openapi import ErrorEnvelope, allowed_methods, install_openapi
+from minio_manager.params import domain_error_for_path
 from minio_manager.request_context import request_id_var
 from minio_manager.services import build_services
 from minio_manager.sharing.router import router as sharing_router
@@ -50,6 +51,8 @@ from minio_manager.tenants.router import router as tenants_router
 from minio_manager.workspaces.router import router as workspaces_router
 
 log = logging.getLogger("minio_manager")
+
+__all__ = ["ErrorEnvelope", "create_app"]
 
 
 async def _startup_checks(settings: Settings, app: FastAPI) -> None:
@@ -107,27 +110,6 @@ def _needs_auth(request: Request) -> bool:
     return not request.url.path.rstrip("/").endswith("/health")
 
 
-class ErrorEnvelope(BaseModel):
-    """The one error body of every failure (SPEC §4)."""
-
-    error: int
-    error_type: str
-    message: str
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in (
-        (401, "No, malformed or rejected token (10010, 10030, 10020)"),
-        (403, "Missing role or not allowed (10040, 20042, 40020)"),
-        (404, "Not found (20031, 20041, 40030, 40400)"),
-        (422, "Invalid request (30010)"),
-        (429, "Busy: a queue or pool stayed full; retry after Retry-After seconds (50040)"),
-        (503, "A dependency is unavailable (20050, 50010, 50020, 50030)"),
-    )
-}
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -142,6 +124,14 @@ def _install_error_handlers(app: FastAPI) -> None:
                 bearer_token(request)
             except ServiceError as auth_error:
                 return _envelope(auth_error)
+        # A name in the path is checked first and answered with its domain code (400), as the
+        # service always has; the OpenAPI declares the rule (minio_manager.params).
+        for err in exc.errors():
+            loc = err.get("loc", ())
+            if len(loc) == 2 and loc[0] == "path":
+                domain = domain_error_for_path(str(loc[1]), err.get("input"))
+                if domain is not None:
+                    return _envelope(domain)
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
@@ -149,14 +139,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _envelope(RequestValidationFailed("invalid request: " + "; ".join(parts)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return _envelope(NotFound("no such endpoint"))
         error = ServiceError(str(exc.detail))
         error.status = exc.status_code
         error.code = 40000 + exc.status_code
         error.error_type = "http_error"
-        return _envelope(error)
+        response = _envelope(error)
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; RFC 9110 wants every
+            # method the path serves.
+            allowed = allowed_methods(app, request.scope)
+            response.headers["Allow"] = ", ".join(allowed) or (exc.headers or {}).get("Allow", "")
+        return response
 
     @app.exception_handler(ObjectStoreRejected)
     async def store_rejected(_: Request, exc: ObjectStoreRejected) -> JSONResponse:
@@ -237,7 +233,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.service_root_path,
         docs_url=None,
         redoc_url=None,
-        responses=ERROR_RESPONSES,
     )
     install_docs(app, settings.service_root_path)
     app.state.settings = settings
@@ -245,6 +240,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observability.install(app)  # inside the request-id middleware below: its lines carry the id
 
     app.add_middleware(RequestIdMiddleware)
+
+    # Added last, so outermost: an oversized body is refused before any other layer runs.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     for router in (
         health_router,
@@ -258,6 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         management_router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app
 
 
