@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts
 
-.PHONY: install stack dev test test-faults lint fmt bench chaos chaos-short down check-chart
+.PHONY: install stack dev test test-faults fuzz lint fmt bench chaos chaos-short down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -30,6 +30,11 @@ dev: install
 test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
 
+# schemathesis (--checks all) over every operation, as an admin and as a user, against a service
+# of its own (database mms_fuzz, Redis db 14) on the real stack; see scripts/fuzz.py.
+# FUZZ_EXAMPLES (per operation) and FUZZ_SEED may be set.
+fuzz: install stack
+	eval "$$(scripts/stack.sh env)" && $(UV) run python scripts/fuzz.py
 # Only the kill -9 tests (also part of `make test`): MinIO, PostgreSQL and Redis SIGKILLed with
 # changes in flight (tests/integration/test_kill9.py), on private dependencies of their own.
 # Needs root (PostgreSQL runs as the `postgres` user) and the cached MinIO build.
@@ -44,7 +49,7 @@ fmt: install
 	$(UV) run ruff format $(SRC_DIRS)
 
 bench: install stack
-	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing; do \
+	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing ceiling storm; do \
 		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
 
 # Chaos benchmark (bench/chaos.py): three replicas behind nginx, 64 clients, each dependency and

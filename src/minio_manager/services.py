@@ -10,8 +10,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from minio_manager.admission import BusyAwareRedisPool, FairGate
 from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
 from minio_manager.config import Settings
+from minio_manager.credentials.hot import HotCredentialReader
 from minio_manager.credentials.service import CredentialService
 from minio_manager.db.engine import create_engine, transaction
 from minio_manager.governance.layout import Layout
@@ -62,9 +64,11 @@ class Services:
     workspaces: WorkspaceService
     sharing: SharingService
     regenerator: PolicyRegenerator
+    hot_credentials: HotCredentialReader
 
     async def close(self) -> None:
         await self.reconciler.stop()
+        await self.hot_credentials.close()
         await self.auth.close()
         await self.store.close()
         await self.redis.aclose()
@@ -88,13 +92,17 @@ def build_services(settings: Settings) -> Services:
     # After a Redis restart every pooled connection is dead, and its first command fails. One
     # quick retry on a fresh connection keeps that from failing a lock *release* (the lock
     # would then stay held until it expires, blocking the user or group for minutes).
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        retry_on_error=[RedisConnectionError],
+    redis = Redis.from_pool(
+        BusyAwareRedisPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_pool_size,
+            timeout=settings.pool_wait_seconds,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError],
+        )
     )
     minio = MinioStore(
         settings.minio_endpoint,
@@ -103,6 +111,7 @@ def build_services(settings: Settings) -> Services:
         timeout_seconds=settings.minio_timeout_seconds,
         max_connections=settings.minio_max_connections,
         policy_max_bytes=settings.policy_max_bytes,
+        pool_wait_seconds=settings.pool_wait_seconds,
     )
     # Everyone uses the tracking view, so every membership change invalidates the cache.
     membership = GroupMembership(minio, ttl_seconds=settings.group_cache_seconds)
@@ -116,6 +125,9 @@ def build_services(settings: Settings) -> Services:
         settings.kbase_auth_url,
         timeout_seconds=settings.auth_timeout_seconds,
         max_entries=settings.auth_cache_max_entries,
+        max_connections=settings.auth_max_connections,
+        pool_wait_seconds=settings.pool_wait_seconds,
+        lookup_queue_seconds=settings.provision_queue_wait_seconds,
         on_lookup=capture_profile,
     )
     locks = LockManager(redis)
@@ -126,7 +138,12 @@ def build_services(settings: Settings) -> Services:
     reconciler = Reconciler(engine, enforcer, interval_seconds=settings.reconcile_interval_seconds)
     groups = GroupProvisioner(store, layout, policies)
     managed = ManagedUsers(engine, store)
-    users = UserProvisioner(store, layout, policies, groups, managed)
+    admission = FairGate(
+        settings.provision_concurrency,
+        wait_seconds=settings.provision_queue_wait_seconds,
+        what="first logins",
+    )
+    users = UserProvisioner(store, layout, policies, groups, managed, admission=admission)
     credentials = CredentialService(
         engine,
         store,
@@ -191,4 +208,5 @@ def build_services(settings: Settings) -> Services:
             enforcer=enforcer,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
+        hot_credentials=HotCredentialReader(settings),
     )

@@ -28,12 +28,17 @@ def service_process(
     log_path: Path,
     on_start: Callable[[int], None] | None = None,
     port: int | None = None,
+    *,
+    workers: int = 1,
+    app_factory: str = "minio_manager.main:create_app",
 ) -> Iterator[str]:
     """Run ``uvicorn`` on ``port`` (default: a free one) with ``env``; yield its base URL once
     healthy.
 
     ``on_start`` receives the process id (benchmarks read its peak memory; the chaos benchmark
-    SIGKILLs it and starts a replica again on the same ``port``, behind the same proxy).
+    SIGKILLs it and starts a replica again on the same ``port``, behind the same proxy); with
+    ``workers`` > 1 that is uvicorn's supervisor, whose children are the workers.
+    ``app_factory`` lets a benchmark serve another app the same way (it needs ``/health``).
     """
     port = port or free_port()
     full_env = {
@@ -48,12 +53,13 @@ def service_process(
                 "-m",
                 "uvicorn",
                 "--factory",
-                "minio_manager.main:create_app",
+                app_factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--no-access-log",
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             env=full_env,
             cwd=REPO,

@@ -34,7 +34,9 @@ bearer_scheme = HTTPBearer(auto_error=False, description="KBase token")
 BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hop on every request for what is an attribute read (issue 12 profile of the hot path).
     services: Services = request.app.state.services
     return services
 
