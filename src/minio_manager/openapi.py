@@ -40,14 +40,16 @@ _PATH_PARAM_CODES = {"username": "20030", "group": "20040", "tenant": "40010"}
 
 _NOT_FOUND_USER = "20031"
 _LOCKED = "20045"
+_LOGIN_CONFLICT = "20032, 20045"  # unmanaged store user; credential lock held too long
+_DATA_LEFT = "20053"  # objects the store refused to delete (repeat the call)
 _LISTING = "40405"
 """``names`` in ``/management/users/{username}`` or ``/management/groups/{group}`` is the
 listing's path: any other method there is 405 (minio_manager.params.NOT_LISTING)."""
 
 ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/health"): {},
-    ("GET", "/credentials/"): {409: _LOCKED},
-    ("POST", "/credentials/rotate"): {409: _LOCKED},
+    ("GET", "/credentials/"): {409: _LOGIN_CONFLICT},
+    ("POST", "/credentials/rotate"): {409: _LOGIN_CONFLICT},
     ("POST", "/sharing/share"): {400: "20015, 30020", 403: "20042"},
     ("POST", "/sharing/unshare"): {400: "20015, 30020", 403: "20042"},
     ("POST", "/sharing/make-public"): {400: "20015, 30020", 403: "20042"},
@@ -84,15 +86,16 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/workspaces/me/groups/{group}/sql-warehouse-prefix"): {403: "40020", 404: "20041"},
     ("GET", "/management/users/names"): {},
     ("GET", "/management/users"): {},
-    ("POST", "/management/users/{username}"): {405: _LISTING, 409: _LOCKED},
+    ("POST", "/management/users/{username}"): {405: _LISTING, 409: _LOGIN_CONFLICT},
     ("POST", "/management/users/{username}/rotate-credentials"): {
         404: _NOT_FOUND_USER,
-        409: _LOCKED,
+        409: _LOGIN_CONFLICT,
     },
+    ("POST", "/management/users/{username}/adopt"): {404: _NOT_FOUND_USER, 409: _LOCKED},
     ("DELETE", "/management/users/{username}"): {
         404: _NOT_FOUND_USER,
         405: _LISTING,
-        409: _LOCKED,
+        409: f"{_LOCKED}, {_DATA_LEFT}",
     },
     ("POST", "/management/credentials/rotate-all-credentials"): {},
     ("GET", "/management/groups"): {},
@@ -100,7 +103,7 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/management/groups/{group}"): {405: _LISTING},
     ("POST", "/management/groups/{group}/members/{username}"): {404: f"20041, {_NOT_FOUND_USER}"},
     ("DELETE", "/management/groups/{group}/members/{username}"): {404: f"20041, {_NOT_FOUND_USER}"},
-    ("DELETE", "/management/groups/{group}"): {404: "20041", 405: _LISTING},
+    ("DELETE", "/management/groups/{group}"): {404: "20041", 405: _LISTING, 409: _DATA_LEFT},
 }
 """Domain answers per operation beyond those its shape implies: status → codes."""
 

@@ -72,7 +72,9 @@ async def rotate_user_credentials(
 
 
 @router.post("/users/{username}/adopt", response_model=UserAdoptResponse)
-async def adopt_user(username: str, caller: AdminDep, services: ServicesDep) -> UserAdoptResponse:
+async def adopt_user(
+    username: Username, caller: AdminDep, services: ServicesDep
+) -> UserAdoptResponse:
     """Let the service manage an object-store user it did not create (e.g. one a login was
     refused for, 409 / 20032). Its next login or rotation replaces its secret."""
     return await services.management.adopt_user(caller, username)
