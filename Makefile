@@ -7,7 +7,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV
 
-SRC_DIRS := src tests bench scripts
+SRC_DIRS := src tests bench scripts clients/python/src e2e
 
 .PHONY: install stack dev test lint fmt bench down
 

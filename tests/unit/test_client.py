@@ -78,9 +78,7 @@ def sync_client(handler: Handler, retry: RetryPolicy = FAST) -> MinioManagerClie
 
 
 def async_client(handler: Handler, retry: RetryPolicy = FAST) -> AsyncMinioManagerClient:
-    return AsyncMinioManagerClient(
-        URL, "tok", retry=retry, transport=httpx.MockTransport(handler)
-    )
+    return AsyncMinioManagerClient(URL, "tok", retry=retry, transport=httpx.MockTransport(handler))
 
 
 def both(handler: Handler, call: str, *args: Any, retry: RetryPolicy = FAST) -> list[Any]:
@@ -177,7 +175,9 @@ def test_a_proxy_page_is_not_an_envelope(sleeps: list[float]) -> None:
 
 
 def test_pending_202_is_repeated_then_reported(sleeps: list[float]) -> None:
-    script = Script(httpx.Response(202, json={"status": "pending"}), httpx.Response(200, json=CREDS))
+    script = Script(
+        httpx.Response(202, json={"status": "pending"}), httpx.Response(200, json=CREDS)
+    )
     with sync_client(script) as client:
         assert client.get_credentials().access_key == "alice"
     always = Script(httpx.Response(202, json={"status": "pending"}))

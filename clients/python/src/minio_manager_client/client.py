@@ -53,7 +53,9 @@ def _pending_error(attempts: int) -> ServiceUnavailableError:
 
 
 class AsyncMinioManagerClient:
-    """``async with AsyncMinioManagerClient(url, token) as mms: creds = await mms.get_credentials()``.
+    """The service's API as coroutines.
+
+    ``async with AsyncMinioManagerClient(url, token) as mms: await mms.get_credentials()``.
 
     ``transport`` lets tests (or an in-process app via ``httpx.ASGITransport``) stand in for
     the network; ``retry`` bounds how hard a call tries before it raises.
@@ -269,4 +271,6 @@ class MinioManagerClient:
         return self._get("/workspaces/me/sql-warehouse-prefix", SqlWarehousePrefix.from_json)
 
     def get_namespace_prefix(self, tenant: str | None = None) -> NamespacePrefix:
-        return self._get("/workspaces/me/namespace-prefix", NamespacePrefix.from_json, tenant=tenant)
+        return self._get(
+            "/workspaces/me/namespace-prefix", NamespacePrefix.from_json, tenant=tenant
+        )

@@ -42,7 +42,7 @@ from minio_manager_client.errors import (
 )
 from minio_manager_client.models import Credentials, Workspace
 
-DEFAULT_TOKEN_KEY: Final = "kbase_token"
+DEFAULT_TOKEN_KEY: Final = "kbase_token"  # noqa: S105 - a dict key, not a secret
 # Spawns are interactive: a user waits on the spawn page, and JupyterHub's own start timeout
 # (60 s by default) covers the hook too. Three tries within ~10 s, then a clear message.
 DEFAULT_SPAWN_RETRY: Final = RetryPolicy(attempts=3, base_delay=1.0, max_delay=4.0)
