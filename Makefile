@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts clients/python/src e2e
 
-.PHONY: install stack dev test lint fmt bench down
+.PHONY: install stack dev test e2e lint fmt bench down
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -29,6 +29,12 @@ dev: install
 # (5 = no tests collected is a failure).
 test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
+
+# JupyterHub + configurable-http-proxy + the spawn hook, and Spark on s3a, with the real programs
+# (e2e/). First run installs them into ~/.cache/mms/e2e (scripts/e2e_tools.sh); later runs reuse it.
+e2e: install stack
+	scripts/e2e_tools.sh all
+	eval "$$(scripts/stack.sh env)" && $(UV) run pytest e2e -q -s -p no:cacheprovider
 
 lint: install
 	$(UV) run ruff check $(SRC_DIRS) && $(UV) run ruff format --check $(SRC_DIRS) && $(UV) run mypy

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from e2e.harness import REPO, Hub, missing_tools, running_hub
 from tests.support.kbase import KBase
 from tests.support.processes import service_process
 from tests.support.stack import drop_database, recreate_database, stack_env
+
+from e2e.harness import REPO, Hub, missing_tools, running_hub
 
 E2E_DB = f"mms_e2e_{os.getpid()}"
 E2E_REDIS_DB = 14

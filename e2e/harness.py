@@ -14,13 +14,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-
 from tests.support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,10 +61,8 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 20) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the group we created with start_new_session
-    except ProcessLookupError:
-        pass
 
 
 def read_environ(pid: int) -> dict[str, str]:
@@ -228,15 +225,16 @@ def run_spark(
     if "JAVA_HOME" in os.environ:
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]
     log = workdir / "spark.log"
+    report = workdir / "results.jsonl"
     started = time.monotonic()
     seen: set[str] = set()
-    with log.open("wb") as out:
+    with log.open("wb") as err, report.open("wb") as out:
         proc = subprocess.Popen(
             [str(SPARK_VENV / "bin" / "python"), str(SPARK_JOB), json.dumps(steps)],
             cwd=workdir,
             env=env,
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=err,
             start_new_session=True,
         )
         try:
@@ -248,10 +246,10 @@ def run_spark(
                 time.sleep(0.5)
         finally:
             stop_group(proc, grace=10)
-    text = log.read_text(errors="replace")
     results = [
         json.loads(line.split("MMS-E2E ", 1)[1])
-        for line in text.splitlines()
+        for line in report.read_text(errors="replace").splitlines()
         if line.startswith("MMS-E2E ")
     ]
-    return SparkRun(results, time.monotonic() - started, sorted(seen), text[-3000:])
+    tail = log.read_text(errors="replace")[-3000:]
+    return SparkRun(results, time.monotonic() - started, sorted(seen), tail)

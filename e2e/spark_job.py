@@ -9,7 +9,10 @@ for some steps) from any other failure.
 
 Steps: ``{"op": "write", "path", "rows"}``, ``{"op": "read", "path"}`` (parquet),
 ``{"op": "read_csv", "path"}``, ``{"op": "table", "database", "location", "table", "rows"}``
-(CREATE DATABASE … LOCATION + saveAsTable).
+(CREATE DATABASE [… LOCATION] + saveAsTable; without a location the database lands under
+``spark.sql.warehouse.dir``, which the hook points at the user's SQL warehouse).
+
+Results go to stdout, one ``MMS-E2E <json>`` line per step; Spark's own chatter to stderr.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def run(spark: SparkSession, step: dict[str, Any]) -> dict[str, Any]:
     if op == "read_csv":
         return {"rows": spark.read.option("header", "true").csv(step["path"]).count()}
     if op == "table":
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {step['database']} LOCATION '{step['location']}'")
+        where = f" LOCATION '{step['location']}'" if step.get("location") else ""
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {step['database']}{where}")
         name = f"{step['database']}.{step['table']}"
         spark.range(step["rows"]).withColumnRenamed("id", "n").write.saveAsTable(name)
         return {"rows": spark.table(name).count()}
@@ -51,9 +55,11 @@ def main() -> int:
             try:
                 result.update(run(spark, step), ok=True)
             except Exception as exc:  # reported, not raised: the test decides what was wanted
-                text = str(exc)
-                result["denied"] = any(marker in text for marker in DENIED_MARKERS)
-                result["error"] = text.strip().splitlines()[0][:300] if text.strip() else repr(exc)
+                lines = str(exc).strip().splitlines() or [repr(exc)]
+                # The line that names the store's refusal, else the first one.
+                denial = [ln for ln in lines if any(m in ln for m in DENIED_MARKERS)]
+                result["denied"] = bool(denial)
+                result["error"] = (denial or lines)[0].strip()[:400]
             print("MMS-E2E " + json.dumps(result), flush=True)
     finally:
         spark.stop()

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.governance import group_name
+from tests.support.kbase import KBase, TestUser
+from tests.support.s3 import S3User
 
 from e2e.harness import Hub, SparkRun, read_environ, run_spark, secrets_on_command_lines
 from minio_manager_client import Credentials, MinioManagerClient, Workspace
 from minio_manager_client.jupyterhub import spawn_environment
-from tests.support.governance import group_name
-from tests.support.kbase import KBase, TestUser
-from tests.support.s3 import S3User
 
 BUCKET = "cdm-lake"
 # The names the hook sets, from the hook's own function (the values here are placeholders).
@@ -113,7 +113,7 @@ def world(hub: Hub, kbase: KBase, service_url: str) -> Any:
 def test_spawn_puts_working_keys_into_the_servers_process(world: World, service_url: str) -> None:
     for role, spawned in world.spawned.items():
         env = spawned.env
-        assert HOOK_NAMES <= env.keys(), f"{role}: missing {HOOK_NAMES - env.keys()}"
+        assert env.keys() >= HOOK_NAMES, f"{role}: missing {HOOK_NAMES - env.keys()}"
         assert env["JUPYTERHUB_USER"] == spawned.user.name  # it is that user's server
         assert env["AWS_ACCESS_KEY_ID"] == env["MINIO_ACCESS_KEY"] == spawned.user.name
         assert env["AWS_SECRET_ACCESS_KEY"] == env["MINIO_SECRET_KEY"]
@@ -160,7 +160,7 @@ def test_no_secret_in_hub_log_or_any_command_line(hub: Hub, world: World, workdi
 @pytest.fixture(scope="module")
 def spark_runs(world: World, workdir: Path) -> dict[str, SparkRun]:
     """One Spark session per user, in order: alice writes what carol and dave then try."""
-    alice, carol, dave = (world.spawned[r] for r in ("alice", "carol", "dave"))
+    alice = world.spawned["alice"]
     g = world.group
     db = f"{g}_db"
     location = f"s3a://{BUCKET}/tenant-sql-warehouse/{g}/{db}.db"
@@ -172,6 +172,8 @@ def spark_runs(world: World, workdir: Path) -> dict[str, SparkRun]:
             {"op": "table", "database": db, "location": location, "table": "t1", "rows": 500},
             {"op": "read_csv", "path": world.shared},
             {"op": "write", "path": world.shared + "alice_was_here", "rows": 10},
+            # No location: under spark.sql.warehouse.dir, the SQL home the hook set.
+            {"op": "table", "database": f"u_{alice.user.name}__demo", "table": "t1", "rows": 10},
         ],
         "carol": [
             {"op": "read", "path": f"{location}/t1"},
@@ -194,12 +196,13 @@ def test_spark_home_roundtrip_tenant_table_and_read_only_share(
     spark_runs: dict[str, SparkRun],
 ) -> None:
     run = spark_runs["alice"]
-    write, read, table, shared_read, shared_write = (run.step(i) for i in range(5))
+    write, read, table, shared_read, shared_write, own_db = (run.step(i) for i in range(6))
     assert write["ok"], write
     assert read["ok"] and read["rows"] == 1000, read
     assert table["ok"] and table["rows"] == 500, table
     assert shared_read["ok"] and shared_read["rows"] == 3, shared_read
     assert not shared_write["ok"] and shared_write["denied"], shared_write
+    assert own_db["ok"] and own_db["rows"] == 10, own_db
     assert run.secrets_seen_on_command_lines == []
 
 
