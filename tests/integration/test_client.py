@@ -29,7 +29,7 @@ from tests.support.governance import BUCKET, add_member, create_group, delete_cr
 from tests.support.kbase import KBase
 from tests.support.processes import service_process
 from tests.support.s3 import S3User
-from tests.unit.test_spawn_hook import FakeSpawner
+from tests.support.spawner import FakeSpawner
 
 ONCE = RetryPolicy(attempts=1)
 

@@ -21,6 +21,7 @@ from minio_manager_client.jupyterhub import (
     pyspark_submit_args,
     spawn_environment,
 )
+from tests.support.spawner import FakeSpawner
 
 SECRET = "S" * 40
 TOKEN = "kbase-token-1234"
@@ -41,26 +42,6 @@ WORKSPACE = {
     "accessible_paths": [],
 }
 FAST = RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0)
-
-
-class FakeUser:
-    def __init__(self, auth_state: dict[str, Any] | None) -> None:
-        self.name = "alice"
-        self._auth_state = auth_state
-
-    async def get_auth_state(self) -> dict[str, Any] | None:
-        return self._auth_state
-
-
-class FakeSpawner:
-    """The three attributes of a JupyterHub Spawner that the hook touches."""
-
-    def __init__(
-        self, auth_state: dict[str, Any] | None, environment: dict[str, str] | None = None
-    ):
-        self.user = FakeUser(auth_state)
-        self.log = logging.getLogger("fake-hub")
-        self.environment: dict[str, str] = dict(environment or {})
 
 
 def service(answers: dict[str, httpx.Response]) -> tuple[httpx.MockTransport, list[httpx.Request]]:
