@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from tornado.web import HTTPError
 
-from minio_manager_client._core import RetryPolicy
+from minio_manager_client._core import RetryPolicy, auth_headers, normalise_base_url
 from minio_manager_client.client import AsyncMinioManagerClient
 from minio_manager_client.errors import (
     AuthenticationError,
@@ -183,6 +183,7 @@ def make_pre_spawn_hook(
     """
     if urlsplit(endpoint).scheme not in ("http", "https"):
         raise ValueError("endpoint must be an http:// or https:// URL")
+    normalise_base_url(service_url)  # a configuration mistake fails at hub start, not per spawn
     extra = dict(spark_conf or {})
 
     async def pre_spawn_hook(spawner: Any) -> None:
@@ -198,6 +199,16 @@ def make_pre_spawn_hook(
                 "Log out of JupyterHub, log in again, then start your server.",
             )
         try:
+            auth_headers(token)
+        except ValueError:
+            # A token with a line break cannot go into a header; say so without echoing it.
+            log.warning("mms: malformed KBase token in auth_state for %s", user.name)
+            raise spawn_error(
+                403,
+                "Your stored KBase login token is malformed. Log out of JupyterHub and log in "
+                "again, then start your server.",
+            ) from None
+        try:
             async with AsyncMinioManagerClient(
                 service_url, token, timeout=timeout, retry=retry, transport=transport
             ) as mms:
@@ -207,21 +218,15 @@ def make_pre_spawn_hook(
             # The service's message and code only: neither holds the token or a secret.
             log.warning("mms: credentials for %s not issued: %s", user.name, exc)
             raise _user_message(exc) from None
-        except ValueError:
-            # auth_headers refuses a token with a line break; say so without echoing it.
-            log.warning("mms: malformed KBase token in auth_state for %s", user.name)
-            raise spawn_error(
-                403,
-                "Your stored KBase login token is malformed. Log out of JupyterHub and log in "
-                "again, then start your server.",
-            ) from None
+        existing = spawner.environment.get("PYSPARK_SUBMIT_ARGS")
         env = spawn_environment(
             credentials,
             workspace,
             endpoint=endpoint,
             region=region,
             spark_conf=extra,
-            existing_submit_args=spawner.environment.get("PYSPARK_SUBMIT_ARGS"),
+            # A callable value (JupyterHub allows them) is replaced, not merged.
+            existing_submit_args=existing if isinstance(existing, str) else None,
         )
         spawner.environment.update(env)
         log.info(
