@@ -1,7 +1,9 @@
 """Alembic environment: async engine from the service settings, serialised across replicas.
 
 Several replicas may start at once; each takes the same PostgreSQL advisory lock before
-upgrading, so exactly one runs the migrations and the others find them done.
+upgrading, so exactly one runs the migrations and the others find them done. A database left
+by the reference service (its revisions 001-004 in the same version table) is adopted first,
+under that lock (``minio_manager.db.reference``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from minio_manager.config import get_settings
 from minio_manager.db.engine import create_engine
+from minio_manager.db.reference import adopt_reference_schema
 from minio_manager.db.tables import metadata
 
 VERSION_TABLE = "alembic_version_mms"
@@ -44,6 +47,10 @@ async def _run_online() -> None:
             await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             await conn.commit()
             try:
+                # A database written by the reference service is first converted to our
+                # revision 0001 (db/reference.py), inside the same lock.
+                await conn.run_sync(adopt_reference_schema)
+                await conn.commit()
                 await conn.run_sync(_run)
                 await conn.commit()
             finally:

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, gt=0)
     policy_max_bytes: int = Field(default=20_480, gt=1024)
     group_cache_seconds: float = Field(default=5.0, ge=0)
+    # Outbox: how long a request waits for a principal's advisory lock before answering
+    # 202 (pending) — below the database command timeout (30 s) —, and how often the
+    # reconciler looks for due rows.
+    enforce_lock_wait_seconds: float = Field(default=10.0, gt=0, le=25)
+    reconcile_interval_seconds: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("kbase_admin_roles", "kbase_required_roles", mode="before")
     @classmethod

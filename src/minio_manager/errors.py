@@ -127,3 +127,15 @@ class InternalError(ServiceError):
 def error_body(error: ServiceError) -> dict[str, object]:
     """Render the single error envelope."""
     return {"error": error.code, "error_type": error.error_type, "message": error.message}
+
+
+class PrincipalBusy(ServiceError):
+    """Another renderer holds the principal's advisory lock beyond the wait limit."""
+
+    code, error_type, status = 20017, "principal_busy", 409
+
+
+class EnforcementSuperseded(ServiceError):
+    """The records of a principal kept changing while it was being rendered."""
+
+    code, error_type, status = 20018, "enforcement_superseded", 409

@@ -25,13 +25,28 @@ from minio_manager.errors import LockServiceUnavailable, ServiceError
 log = logging.getLogger(__name__)
 
 
+class Lease:
+    """A held lock, as seen by its holder: ``check`` before each step that must not run
+    once the lock is gone (expired, deleted, or taken over by another holder)."""
+
+    def __init__(self, lock: Lock, name: str) -> None:
+        self._lock = lock
+        self.name = name
+        self.lost = False
+
+    async def check(self, on_lost: Callable[[str], ServiceError]) -> None:
+        """Raise ``on_lost(name)`` unless Redis confirms we still own the lock."""
+        if not self.lost:
+            try:
+                self.lost = not await self._lock.owned()
+            except (RedisError, OSError):
+                self.lost = True  # cannot prove ownership: act as if lost
+        if self.lost:
+            raise on_lost(self.name)
+
+
 def credential_lock_name(user: str) -> str:
     return f"credential_lock:{user}"
-
-
-def policy_lock_name(kind: str, name: str) -> str:
-    """Per-principal lock around render-and-write of its policies (kind: user or group)."""
-    return f"policy_lock:{kind}:{name}"
 
 
 class LockManager:
@@ -39,12 +54,13 @@ class LockManager:
         self._redis = redis
 
     @staticmethod
-    async def _keep_alive(lock: Lock, name: str, expiry_seconds: float) -> None:
+    async def _keep_alive(lease: Lease, lock: Lock, name: str, expiry_seconds: float) -> None:
         while True:
             await asyncio.sleep(expiry_seconds / 3)
             try:
                 await lock.reacquire()
             except LockNotOwnedError:
+                lease.lost = True
                 log.error("lock %s was lost while held (expired or taken over)", name)
                 return
             except (RedisError, OSError) as exc:
@@ -58,7 +74,7 @@ class LockManager:
         wait_seconds: float,
         expiry_seconds: float,
         on_timeout: Callable[[str], ServiceError],
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[Lease]:
         lock = self._redis.lock(
             name, timeout=expiry_seconds, blocking=True, blocking_timeout=wait_seconds
         )
@@ -71,9 +87,10 @@ class LockManager:
             raise LockServiceUnavailable("the lock service (Redis) failed") from None
         if not acquired:
             raise on_timeout(name)
-        renewal = asyncio.create_task(self._keep_alive(lock, name, expiry_seconds))
+        lease = Lease(lock, name)
+        renewal = asyncio.create_task(self._keep_alive(lease, lock, name, expiry_seconds))
         try:
-            yield
+            yield lease
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

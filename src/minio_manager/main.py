@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minio_manager.audit.router import router as audit_router
 from minio_manager.auth.deps import bearer_token
+from minio_manager.checkpoints import install_from_env as install_checkpoints_from_env
 from minio_manager.config import Settings, get_settings
 from minio_manager.credentials.router import router as credentials_router
 from minio_manager.db.engine import is_data_error, transaction
@@ -34,6 +35,7 @@ from minio_manager.errors import (
     error_body,
 )
 from minio_manager.health.router import router as health_router
+from minio_manager.management.policies_router import outbox_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
 from minio_manager.objectstore.minio import ObjectStoreRejected
@@ -82,8 +84,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings.log_level)
     await upgrade_to_head(settings)
     app.state.services = build_services(settings)
+    install_checkpoints_from_env()
     try:
         await _startup_checks(settings, app)
+        # Finishes whatever this or a crashed replica left pending (see docs/decisions.md).
+        app.state.services.reconciler.start()
         yield
     finally:
         await app.state.services.close()
@@ -215,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         credentials_router,
         sharing_router,
         policies_router,
+        outbox_router,
         audit_router,
         tenants_router,
         workspaces_router,

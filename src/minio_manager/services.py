@@ -20,6 +20,7 @@ from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import GroupMembership
 from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.reconciler import Enforcer, Reconciler
 from minio_manager.provisioning.regenerate import PolicyRegenerator
 from minio_manager.provisioning.users import UserProvisioner
 from minio_manager.sharing.service import SharingService
@@ -37,6 +38,8 @@ class Services:
     auth: KBaseAuthClient
     locks: LockManager
     policies: PolicySync
+    enforcer: Enforcer
+    reconciler: Reconciler
     groups: GroupProvisioner
     users: UserProvisioner
     credentials: CredentialService
@@ -48,6 +51,7 @@ class Services:
     regenerator: PolicyRegenerator
 
     async def close(self) -> None:
+        await self.reconciler.stop()
         await self.auth.close()
         await self.store.close()
         await self.redis.aclose()
@@ -84,13 +88,10 @@ def build_services(settings: Settings) -> Services:
     )
     locks = LockManager(redis)
     policies = PolicySync(
-        store,
-        engine,
-        locks,
-        layout,
-        lock_wait_seconds=settings.policy_lock_wait_seconds,
-        lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+        store, engine, layout, lock_wait_seconds=settings.enforce_lock_wait_seconds
     )
+    enforcer = Enforcer(engine, store, policies, wait_seconds=settings.enforce_lock_wait_seconds)
+    reconciler = Reconciler(engine, enforcer, interval_seconds=settings.reconcile_interval_seconds)
     groups = GroupProvisioner(store, layout, policies)
     users = UserProvisioner(store, layout, policies, groups)
     credentials = CredentialService(
@@ -111,6 +112,8 @@ def build_services(settings: Settings) -> Services:
         auth=auth,
         locks=locks,
         policies=policies,
+        enforcer=enforcer,
+        reconciler=reconciler,
         groups=groups,
         users=users,
         credentials=credentials,
@@ -124,6 +127,7 @@ def build_services(settings: Settings) -> Services:
             layout,
             lock_wait_seconds=settings.policy_lock_wait_seconds,
             lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+            enforcer=enforcer,
         ),
         management=ManagementService(
             engine,
@@ -136,6 +140,7 @@ def build_services(settings: Settings) -> Services:
             layout,
             group_lock_wait_seconds=settings.policy_lock_wait_seconds,
             group_lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+            enforcer=enforcer,
         ),
         workspaces=WorkspaceService(store, membership, layout),
         sharing=SharingService(
@@ -147,6 +152,7 @@ def build_services(settings: Settings) -> Services:
             locks,
             lock_wait_seconds=settings.policy_lock_wait_seconds,
             lock_expiry_seconds=settings.policy_lock_expiry_seconds,
+            enforcer=enforcer,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
     )

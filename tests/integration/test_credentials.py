@@ -21,6 +21,11 @@ async def issue(client: httpx.AsyncClient, user: TestUser) -> S3User:
     body = response.json()
     assert body["username"] == user.name and body["access_key"] == user.name
     assert len(body["secret_key"]) == 40
+    # Clients of both eras: the s3_* names carry the same pair.
+    assert (body["s3_access_key"], body["s3_secret_key"]) == (
+        body["access_key"],
+        body["secret_key"],
+    )
     return S3User(body["access_key"], body["secret_key"])
 
 
@@ -87,6 +92,9 @@ async def test_second_call_same_pair_rotation_replaces_it(
     assert first == second
     rotated = (await client.post("/credentials/rotate", headers=carol.headers)).json()
     assert rotated["access_key"] == carol.name
+    assert (rotated["s3_access_key"], rotated["s3_secret_key"]) == (
+        rotated["access_key"], rotated["secret_key"],
+    )  # fmt: skip
     assert rotated["secret_key"] != first["secret_key"]
     old = S3User(first["access_key"], first["secret_key"])
     new = S3User(rotated["access_key"], rotated["secret_key"])

@@ -81,7 +81,8 @@ async def test_create_user_returns_the_stored_working_secret(
     created = await client.post(f"/management/users/{name}", headers=admin.headers)
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["username"] == body["access_key"] == name
+    assert body["username"] == body["access_key"] == body["s3_access_key"] == name
+    assert body["s3_secret_key"] == body["secret_key"]
     assert body["operation"] == "create" and body["performed_by"] == admin.name
     assert body["home_paths"] == [
         f"s3a://{BUCKET}/users-general-warehouse/{name}/",
@@ -122,6 +123,7 @@ async def test_rotate_user_credentials(
     assert rotated.status_code == 200
     body = rotated.json()
     assert body["operation"] == "rotate"
+    assert (body["s3_access_key"], body["s3_secret_key"]) == (user.name, body["secret_key"])
     key = f"users-general-warehouse/{user.name}/data/r.txt"
     assert not old.can_put(BUCKET, key)
     assert S3User(user.name, body["secret_key"]).can_put(BUCKET, key)

@@ -1,4 +1,5 @@
-"""Migrations: safe when several replicas upgrade at once, reversible, scripted."""
+"""Migrations: safe when several replicas upgrade at once, reversible, scripted, and able to
+adopt a database written by the reference service."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.support.reference import create_reference_schema, insert_credentials, schema_of
 from tests.support.stack import REPO, connect
 
 DB = f"mms_migrations_{os.getpid()}"
@@ -55,15 +57,18 @@ async def test_concurrent_upgrades_from_several_replicas(fresh_db: dict[str, str
         versions = await conn.fetch("SELECT version_num FROM alembic_version_mms")
     finally:
         await conn.close()
-    assert [r["version_num"] for r in versions] == ["0002"]
+    assert len(versions) == 1
     assert {"user_credentials", "user_profiles", "tenant_metadata", "tenant_stewards",
-            "shares", "audit_log", "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
+            "shares", "audit_log", "policy_outbox",
+            "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
 
 
 async def test_down_and_up_again(fresh_db: dict[str, str]) -> None:
     assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
     assert (await _alembic(fresh_db, "downgrade", "-1"))[0] == 0
-    assert "shares" not in await _tables(fresh_db)
+    tables = await _tables(fresh_db)
+    assert "policy_outbox" not in tables
+    assert "shares" in tables
     assert (await _alembic(fresh_db, "downgrade", "base"))[0] == 0
     assert await _tables(fresh_db) <= {"alembic_version_mms"}
     assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
@@ -81,7 +86,7 @@ def test_migrate_script(fresh_db: dict[str, str], command: str) -> None:
         cwd=REPO, env=fresh_db, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "0002" in result.stdout
+    assert "0003" in result.stdout
 
 
 def test_down_all_refuses_without_confirmation(fresh_db: dict[str, str]) -> None:
@@ -90,3 +95,110 @@ def test_down_all_refuses_without_confirmation(fresh_db: dict[str, str]) -> None
         cwd=REPO, env=fresh_db, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode != 0
+
+
+# -- taking over a database of the reference service ------------------------------------------
+REF_DB = f"mms_migrations_ref_{os.getpid()}"
+
+
+@pytest_asyncio.fixture
+async def reference_db(fresh_db: dict[str, str]) -> AsyncIterator[dict[str, str]]:
+    admin = await connect(fresh_db, fresh_db["MMS_DB_NAME"])
+    await admin.execute(f'DROP DATABASE IF EXISTS "{REF_DB}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{REF_DB}"')
+    try:
+        yield {**fresh_db, "MMS_DB_NAME": REF_DB}
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{REF_DB}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.parametrize("revision", ["003", "004"])
+async def test_reference_database_is_adopted_in_place(
+    fresh_db: dict[str, str], reference_db: dict[str, str], revision: str
+) -> None:
+    key = reference_db["MMS_DB_ENCRYPTION_KEY"]
+    ref = await connect(reference_db, REF_DB)
+    try:
+        await create_reference_schema(ref, revision)
+        await insert_credentials(ref, "alice", "8charsAb", key)
+        await ref.execute(
+            "INSERT INTO user_profiles (username, display_name, email) VALUES ('alice', 'A', 'a@x')"
+        )
+        await ref.execute(
+            "INSERT INTO tenant_metadata (tenant_name, display_name, created_by, website)"
+            " VALUES ('kbase', 'KBase', 'backfill', 'https://kbase.us')"
+        )
+        await ref.execute(
+            "INSERT INTO tenant_stewards (tenant_name, username, assigned_by)"
+            " VALUES ('kbase', 'alice', 'admin')"
+        )
+        if revision == "004":
+            await ref.execute(
+                "INSERT INTO polaris_user_credentials (username, client_id, client_secret)"
+                " VALUES ('alice', 'cid', pgp_sym_encrypt('polaris', $1))",
+                key,
+            )
+    finally:
+        await ref.close()
+
+    # Several replicas start at once on the reference database, one on a fresh one.
+    results = await asyncio.gather(
+        *(_alembic(reference_db, "upgrade", "head") for _ in range(3)),
+        _alembic(fresh_db, "upgrade", "head"),
+    )
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+
+    ref, fresh = await connect(reference_db, REF_DB), await connect(fresh_db, DB)
+    try:
+        ignore = {"polaris_user_credentials"}
+        assert await schema_of(ref, ignore) == await schema_of(fresh, ignore)
+        assert await ref.fetchval("SELECT version_num FROM alembic_version_mms") == (
+            await fresh.fetchval("SELECT version_num FROM alembic_version_mms")
+        )
+        secret = await ref.fetchval(
+            "SELECT pgp_sym_decrypt(secret_key, $1) FROM user_credentials WHERE username = 'alice'",
+            key,
+        )
+        assert secret == "8charsAb"
+        assert await ref.fetchval("SELECT email FROM user_profiles") == "a@x"
+        meta = await ref.fetchrow("SELECT * FROM tenant_metadata")
+        assert (meta["tenant_name"], meta["created_by"], meta["website"]) == (
+            "kbase", "backfill", "https://kbase.us",
+        )  # fmt: skip
+        assert await ref.fetchval("SELECT username FROM tenant_stewards") == "alice"
+        if revision == "004":
+            polaris = await ref.fetchval(
+                "SELECT pgp_sym_decrypt(client_secret, $1) FROM polaris_user_credentials", key
+            )
+            assert polaris == "polaris"
+    finally:
+        await ref.close()
+        await fresh.close()
+
+
+async def test_reference_value_too_long_stops_adoption_untouched(
+    reference_db: dict[str, str],
+) -> None:
+    ref = await connect(reference_db, REF_DB)
+    try:
+        await create_reference_schema(ref, "003")
+        await ref.execute(
+            "INSERT INTO tenant_metadata (tenant_name, created_by) VALUES ('kbase', $1)", "x" * 80
+        )
+    finally:
+        await ref.close()
+    code, output = await _alembic(reference_db, "upgrade", "head")
+    assert code != 0
+    assert "tenant_metadata.created_by" in output
+    assert "x" * 80 not in output
+    ref = await connect(reference_db, REF_DB)
+    try:
+        assert await ref.fetchval("SELECT version_num FROM alembic_version_mms") == "003"
+        kind = await ref.fetchval(
+            "SELECT data_type FROM information_schema.columns"
+            " WHERE table_name = 'user_credentials' AND column_name = 'username'"
+        )
+        assert kind == "text"
+    finally:
+        await ref.close()

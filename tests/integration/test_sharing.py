@@ -17,6 +17,7 @@ from minio_manager.governance.policies import canonical_document
 from tests.support.api import BUCKET, home_key, home_url, issue, post
 from tests.support.kbase import KBase, TestUser
 from tests.support.s3 import S3User
+from tests.support.wait import eventually
 
 
 @dataclass
@@ -339,7 +340,12 @@ async def test_make_public_is_read_only_for_everyone_then_private(
         client, alice.user, "/sharing/make-public", {"path": alice.url("data/pub")}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"path": alice.url("data/pub/"), "is_public": True}
+    assert response.json() == {
+        "path": alice.url("data/pub/"),
+        "is_public": True,
+        "enforcement": "applied",
+        "pending_principals": [],
+    }
     assert stranger.s3.can_get(BUCKET, file)
     assert stranger.s3.can_list(BUCKET, alice.key("data/pub/"))
     assert not stranger.s3.can_put(BUCKET, alice.key("data/pub/vandal.txt"))
@@ -360,7 +366,12 @@ async def test_make_public_is_read_only_for_everyone_then_private(
         client, alice.user, "/sharing/make-private", {"path": alice.url("data/pub/")}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"path": alice.url("data/pub/"), "is_public": False}
+    assert response.json() == {
+        "path": alice.url("data/pub/"),
+        "is_public": False,
+        "enforcement": "applied",
+        "pending_principals": [],
+    }
     for who in (stranger, late, bob):
         assert not who.s3.can_get(BUCKET, file)
         assert not who.s3.can_get(BUCKET, nested)
@@ -634,31 +645,40 @@ async def test_concurrent_shares_through_two_replicas_are_all_enforced(
     assert len(await share_rows(services, alice.user.name)) == count
 
 
-async def test_render_failure_after_commit_is_5xx_and_the_record_stands(
+async def test_render_failure_after_commit_is_202_pending_and_the_reconciler_applies_it(
     client: httpx.AsyncClient,
     services: Any,
     alice: Owner,
     bob: Target,
+    admin: TestUser,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     file = alice.put("data/flaky/f")
 
-    async def store_down(user: str) -> list[str]:
+    async def store_down(user: str, **_: Any) -> list[str]:
         raise ObjectStoreUnavailable("the object store is unreachable")
 
     monkeypatch.setattr(services.policies, "sync_user", store_down)
     body = {"path": alice.url("data/flaky"), "with_users": [bob.user.name], "permission": "read"}
     response = await post(client, alice.user, "/sharing/share", body)
-    monkeypatch.undo()
-    assert response.status_code == 503, response.text
-    assert response.json()["error"] == 20050
-    assert "recorded" in response.json()["message"]
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["enforcement"] == "pending"
+    assert answer["pending_principals"] == [f"user:{bob.user.name}"]
+    assert answer["shared_with_users"] == [bob.user.name]
     assert await share_rows(services, alice.user.name) == [
         (alice.key("data/flaky"), "user", bob.user.name, "read")
     ]
     assert not bob.s3.can_get(BUCKET, file)
+    # The difference is known work in progress, not drift.
+    drift = await client.get("/management/migrate/policy-drift", headers=admin.headers)
+    assert drift.status_code == 200, drift.text
+    report = drift.json()
+    assert ("user", bob.user.name) in {
+        (d["resource_type"], d["resource_name"]) for d in report["pending"]
+    }
+    assert bob.user.name not in {d["resource_name"] for d in report["drifted"]}
+    monkeypatch.undo()
 
-    # Repeating the call is enough to apply what was recorded.
-    response = await post(client, alice.user, "/sharing/share", body)
-    assert response.status_code == 200
-    assert bob.s3.can_get(BUCKET, file)
+    # Nobody repeats the call: the reconciler applies what was recorded.
+    assert await eventually(lambda: bob.s3.can_get(BUCKET, file))

@@ -59,7 +59,7 @@ def service_process(
         if on_start is not None:
             on_start(proc.pid)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # a loaded CI machine starts slowly
             while True:
                 try:
                     if httpx.get(url + "/health", timeout=2).status_code == 200:

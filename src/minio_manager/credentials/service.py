@@ -1,11 +1,17 @@
 """Issue, cache and rotate a user's object-store credentials.
 
 Order of writes, so that no failure can leave a wrong answer behind:
-- issue: provision in the store (idempotent) → save the encrypted pair → return it;
-- rotate: delete the cached pair → set the new secret in the store → save it.
-A crash between steps leaves *no* cached pair, and the next ``GET /credentials/`` issues a
-fresh, working one. All of it runs under ``credential_lock:{user}`` so concurrent first calls
-(or a rotation racing a login) produce exactly one pair.
+- issue: provision in the store (idempotent) → save the encrypted pair (insert-if-absent);
+- rotate: check the store is reachable and the user exists (store down → 503, the cached
+  pair untouched: it still works) → mark the row ``pending`` (compare-and-set on
+  ``version``) → set the new secret in the store → save it with compare-and-set on the
+  version (``pending`` cleared).
+All of it runs under ``credential_lock:{user}`` (concurrent first calls produce one pair), but
+correctness does not rest on that lock: if it was lost (expired, deleted) and someone else
+changed the row meanwhile, the compare-and-set fails, the row is left ``pending`` and the
+caller gets 409. A ``pending`` row is a cache miss for ``GET /credentials/``: under the lock
+the cached pair is tried at the store and handed out only if it authenticates, else a new
+secret is issued. A crash between steps leaves a pending row, repaired the same way.
 
 Whether the store user exists is decided under that lock too (``delete_user`` holds it), so
 an admin rotation never re-creates a user deleted meanwhile, and a user created *new* first
@@ -16,17 +22,19 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.audit import store as audit
+from minio_manager.checkpoints import checkpoint
 from minio_manager.credentials import store
 from minio_manager.credentials.secrets import new_secret
 from minio_manager.credentials.store import StoredCredentials
 from minio_manager.db.engine import read, transaction
 from minio_manager.errors import CredentialLockTimeout, ServiceError, UserNotFound
 from minio_manager.governance.naming import validate_username
-from minio_manager.locks import LockManager, credential_lock_name
+from minio_manager.locks import Lease, LockManager, credential_lock_name
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning.users import UserProvisioner
 from minio_manager.sharing import store as share_store
@@ -37,6 +45,19 @@ log = logging.getLogger(__name__)
 def _lock_timeout(name: str) -> ServiceError:
     return CredentialLockTimeout(
         "another credential operation for this user is still running; try again"
+    )
+
+
+def _lock_lost(name: str) -> ServiceError:
+    return CredentialLockTimeout(
+        "the credential lock of this user was lost mid-way; the secret was not changed, try again"
+    )
+
+
+def _overtaken() -> ServiceError:
+    return CredentialLockTimeout(
+        "another credential change for this user ran at the same time; fetch the pair now"
+        " in force with GET /credentials/"
     )
 
 
@@ -60,7 +81,7 @@ class CredentialService:
         self._wait = lock_wait_seconds
         self._expiry = lock_expiry_seconds
 
-    def lock(self, user: str) -> AbstractAsyncContextManager[None]:
+    def lock(self, user: str) -> AbstractAsyncContextManager[Lease]:
         """``credential_lock:{user}``: every change of a user's credentials runs under it."""
         return self._locks.hold(
             credential_lock_name(user),
@@ -73,24 +94,42 @@ class CredentialService:
         return await read(self._engine, lambda conn: store.fetch(conn, user, self._key))
 
     async def get_or_issue(self, user: str) -> StoredCredentials:
-        """The hot path: one indexed query when the pair is cached."""
+        """The hot path: one indexed query when the pair is cached and not pending."""
         found = await self.cached(user)
-        if found is not None:
+        if found is not None and not found.pending:
             return found
-        async with self.lock(user):
+        async with self.lock(user) as lease:
             found = await self.cached(user)
-            if found is not None:
-                return found
-            return await self._issue(user, actor=user, action="credentials.issue")
+            if found is None:
+                return await self._issue(user, lease, actor=user, action="credentials.issue")
+            if found.pending:
+                return await self._settle(user, found, lease)
+            return found
 
     async def create_user(self, user: str, actor: str) -> tuple[StoredCredentials, bool]:
         """Admin create: provision (or repair) and return the cached pair; True if new."""
-        async with self.lock(user):
+        async with self.lock(user) as lease:
             found = await self.cached(user)
-            if found is not None:
-                await self._provision(user, found.secret_key)
-                return found, False
-            return await self._issue(user, actor=actor, action="user.create"), True
+            if found is None:
+                return await self._issue(user, lease, actor=actor, action="user.create"), True
+            if found.pending:
+                found = await self._settle(user, found, lease)
+            await self._provision(user, found.secret_key)
+            return found, False
+
+    async def _settle(self, user: str, found: StoredCredentials, lease: Lease) -> StoredCredentials:
+        """A pending pair (a rotation was interrupted or overtaken): keep it if the store
+        accepts it, else give the user a new secret."""
+        if await self._store.authenticates(found.access_key, found.secret_key):
+            async with transaction(self._engine) as conn:
+                version = await store.clear_pending(conn, user, found.version)
+            if version is None:
+                raise _overtaken()
+            return replace(found, version=version, pending=False)
+        log.warning("cached pair of %s is not accepted by the store; issuing a new one", user)
+        return await self._replace(
+            user, found.version, lease, actor=user, action="credentials.reissue", provision=True
+        )
 
     async def rotate(self, user: str, actor: str, *, provision_missing: bool) -> StoredCredentials:
         """A new secret for ``user``.
@@ -102,20 +141,48 @@ class CredentialService:
         and is never re-created.
         """
         validate_username(user)
-        async with self.lock(user):
-            # The cached pair goes first, whatever follows: if the store is unreachable below,
-            # the next login still gets a fresh pair instead of the one being rotated away.
-            async with transaction(self._engine) as conn:
-                await store.remove(conn, user)
+        async with self.lock(user) as lease:
+            # The store first: if it is down, nothing changes and the cached pair (still
+            # valid at the store) keeps working.
             exists = await self._store.get_user(user) is not None
             if not exists and not provision_missing:
                 raise UserNotFound(f"User '{user}' not found")
-            secret = new_secret()
-            if exists:
-                await self._provisioner.set_secret(user, secret)
-            else:
-                await self._provision(user, secret)
-            return await self._save(user, secret, actor=actor, action="credentials.rotate")
+            current = await self.cached(user)
+            version = None
+            if current is not None:
+                async with transaction(self._engine) as conn:
+                    version = await store.mark_pending(conn, user, expected_version=current.version)
+                if version is None:
+                    raise _overtaken()
+            return await self._replace(
+                user,
+                version,
+                lease,
+                actor=actor,
+                action="credentials.rotate",
+                provision=not exists,
+            )
+
+    async def _replace(
+        self,
+        user: str,
+        version: int | None,
+        lease: Lease,
+        *,
+        actor: str,
+        action: str,
+        provision: bool,
+    ) -> StoredCredentials:
+        """Set a new secret in the store, then save it if the row is still at ``version``
+        (None: no row yet). The row is pending (or absent) while the store changes."""
+        await lease.check(_lock_lost)
+        secret = new_secret()
+        if provision:
+            await self._provision(user, secret)
+        else:
+            await self._provisioner.set_secret(user, secret)
+        await checkpoint("credentials.store_set", user)
+        return await self._save(user, secret, version, actor=actor, action=action)
 
     async def forget(self, user: str) -> None:
         async with transaction(self._engine) as conn:
@@ -137,13 +204,24 @@ class CredentialService:
                 log.warning("dropped %d stale share rows naming new user %s", stale, user)
         await self._provisioner.provision(user, secret)
 
-    async def _issue(self, user: str, *, actor: str, action: str) -> StoredCredentials:
-        secret = new_secret()
-        await self._provision(user, secret)
-        return await self._save(user, secret, actor=actor, action=action)
+    async def _issue(
+        self, user: str, lease: Lease, *, actor: str, action: str
+    ) -> StoredCredentials:
+        return await self._replace(user, None, lease, actor=actor, action=action, provision=True)
 
-    async def _save(self, user: str, secret: str, *, actor: str, action: str) -> StoredCredentials:
+    async def _save(
+        self, user: str, secret: str, version: int | None, *, actor: str, action: str
+    ) -> StoredCredentials:
+        """Compare-and-set the new pair. If someone else changed the row meanwhile (our lock
+        was lost), whose secret the store holds now is unknown: leave the row pending, so
+        the next ``GET /credentials/`` verifies it, and answer 409."""
         async with transaction(self._engine) as conn:
-            await store.save(conn, user, user, secret, self._key)
-            await audit.record(conn, actor=actor, action=action, target=user)
-        return StoredCredentials(user, user, secret)
+            saved = await store.save(conn, user, user, secret, self._key, expected_version=version)
+            if saved is None:
+                await store.mark_pending(conn, user)
+            else:
+                await audit.record(conn, actor=actor, action=action, target=user)
+        if saved is None:
+            log.warning("credential change of %s was overtaken; row left pending", user)
+            raise _overtaken()
+        return StoredCredentials(user, user, secret, saved)

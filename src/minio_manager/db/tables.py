@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -16,7 +18,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -32,6 +36,10 @@ user_credentials = Table(
     Column("secret_key", LargeBinary, nullable=False),  # pgp_sym_encrypt(secret, key)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # Fencing of rotations: every change bumps ``version`` (compare-and-set); ``pending``
+    # means a store change of this secret is in flight or unverified (treat as a cache miss).
+    Column("version", BigInteger, nullable=False, server_default="1"),
+    Column("pending", Boolean, nullable=False, server_default=false()),
 )
 
 user_profiles = Table(
@@ -107,4 +115,28 @@ audit_log = Table(
     Index("ix_audit_log_actor", "actor"),
     Index("ix_audit_log_action", "action"),
     Index("ix_audit_log_target", "target"),
+)
+
+policy_outbox = Table(
+    "policy_outbox",
+    metadata,
+    Column("kind", String(8), nullable=False),  # user | group (policies) | member (intent)
+    Column("name", String(140), nullable=False),  # principal, or "{group}/{user}" for member
+    Column("desired", String(3)),  # member rows: in | out
+    Column("generation", BigInteger, nullable=False, server_default="1"),
+    Column("applied_generation", BigInteger, nullable=False, server_default="0"),
+    Column("pending_since", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("last_error", Text),
+    PrimaryKeyConstraint("kind", "name"),
+    CheckConstraint("kind IN ('user', 'group', 'member')", name="ck_policy_outbox_kind"),
+    CheckConstraint(
+        "(kind = 'member') = (desired IN ('in', 'out'))", name="ck_policy_outbox_desired"
+    ),
+    Index(
+        "ix_policy_outbox_pending",
+        "next_attempt_at",
+        postgresql_where=text("generation > applied_generation"),
+    ),
 )

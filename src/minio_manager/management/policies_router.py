@@ -5,15 +5,29 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from minio_manager.auth.deps import AdminDep, ServicesDep
+from minio_manager.db.engine import transaction
 from minio_manager.management.policies_schemas import (
     DriftModel,
+    OutboxResponse,
+    OutboxRowModel,
     PolicyDriftResponse,
     PrincipalErrorModel,
     RegeneratePoliciesResponse,
 )
-from minio_manager.provisioning.regenerate import PrincipalError
+from minio_manager.provisioning import outbox
+from minio_manager.provisioning.regenerate import Drift, PrincipalError
 
 router = APIRouter(prefix="/management/migrate", tags=["management"])
+outbox_router = APIRouter(prefix="/management", tags=["management"])
+
+
+def _drift(items: list[Drift]) -> list[DriftModel]:
+    return [
+        DriftModel(
+            resource_type=d.resource_type, resource_name=d.resource_name, problems=d.problems
+        )
+        for d in items
+    ]
 
 
 def _errors(errors: list[PrincipalError]) -> list[PrincipalErrorModel]:
@@ -56,12 +70,27 @@ async def policy_drift(_: AdminDep, services: ServicesDep) -> PolicyDriftRespons
     return PolicyDriftResponse(
         principals_checked=report.principals_checked,
         drifted_count=len(report.drifted),
-        drifted=[
-            DriftModel(
-                resource_type=d.resource_type, resource_name=d.resource_name, problems=d.problems
-            )
-            for d in report.drifted
-        ],
+        drifted=_drift(report.drifted),
+        pending_count=len(report.pending),
+        pending=_drift(report.pending),
         errors=_errors(report.errors),
         checked_at=report.at,
+    )
+
+
+@outbox_router.get("/outbox", response_model=OutboxResponse)
+async def pending_outbox(_: AdminDep, services: ServicesDep) -> OutboxResponse:
+    """Changes recorded but not yet enforced in the object store (oldest first).
+
+    The reconciler of every replica applies them; ``attempts`` and ``last_error`` show rows
+    that keep failing (e.g. while the store is down).
+    """
+    async with transaction(services.engine) as conn:
+        rows = await outbox.pending_rows(conn)
+        totals = await outbox.summary(conn)
+    return OutboxResponse(
+        pending_count=totals.pending,
+        failing_count=totals.failing,
+        oldest_pending_seconds=totals.oldest_pending_seconds,
+        rows=[OutboxRowModel(**vars(r)) for r in rows],
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from minio_manager.auth.deps import AdminDep, CallerDep, ServicesDep
+from minio_manager.enforcement import ACCEPTED, ACCEPTED_RESPONSE
 from minio_manager.management.schemas import (
     GroupListResponse,
     GroupManagementResponse,
@@ -59,13 +60,18 @@ async def rotate_user_credentials(
     return await services.management.rotate_user(caller, username)
 
 
-@router.delete("/users/{username}", response_model=ResourceDeleteResponse)
+@router.delete(
+    "/users/{username}", response_model=ResourceDeleteResponse, responses=ACCEPTED_RESPONSE
+)
 async def delete_user(
-    username: str, caller: AdminDep, services: ServicesDep
+    username: str, caller: AdminDep, services: ServicesDep, response: Response
 ) -> ResourceDeleteResponse:
     """Delete a user with their credentials, policies, memberships, stewardships, shares and
-    data."""
-    return await services.management.delete_user(caller, username)
+    data. 202: deleted, but policies of principals who shared with the user are pending."""
+    answer = await services.management.delete_user(caller, username)
+    if answer.enforcement == "pending":
+        response.status_code = ACCEPTED
+    return answer
 
 
 @router.post("/credentials/rotate-all-credentials", response_model=RotateAllResponse)
@@ -97,20 +103,34 @@ async def create_group(
     return await services.management.create_group(caller, group)
 
 
-@router.post("/groups/{group}/members/{username}", response_model=GroupManagementResponse)
+@router.post(
+    "/groups/{group}/members/{username}",
+    response_model=GroupManagementResponse,
+    responses=ACCEPTED_RESPONSE,
+)
 async def add_group_member(
-    group: str, username: str, caller: AdminDep, services: ServicesDep
+    group: str, username: str, caller: AdminDep, services: ServicesDep, response: Response
 ) -> GroupManagementResponse:
     """Add a user to one group (``g`` or ``g``ro)."""
-    return await services.management.add_member(caller, group, username)
+    answer = await services.management.add_member(caller, group, username)
+    if answer.enforcement == "pending":
+        response.status_code = ACCEPTED
+    return answer
 
 
-@router.delete("/groups/{group}/members/{username}", response_model=GroupManagementResponse)
+@router.delete(
+    "/groups/{group}/members/{username}",
+    response_model=GroupManagementResponse,
+    responses=ACCEPTED_RESPONSE,
+)
 async def remove_group_member(
-    group: str, username: str, caller: AdminDep, services: ServicesDep
+    group: str, username: str, caller: AdminDep, services: ServicesDep, response: Response
 ) -> GroupManagementResponse:
     """Remove a user from one group (``g`` or ``g``ro)."""
-    return await services.management.remove_member(caller, group, username)
+    answer = await services.management.remove_member(caller, group, username)
+    if answer.enforcement == "pending":
+        response.status_code = ACCEPTED
+    return answer
 
 
 @router.delete("/groups/{group}", response_model=ResourceDeleteResponse)

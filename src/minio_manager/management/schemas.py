@@ -6,6 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from minio_manager.credentials.schemas import S3KeyAliases
+from minio_manager.enforcement import EnforcementState
+
 
 class UserNamesResponse(BaseModel):
     usernames: list[str]
@@ -33,9 +36,7 @@ class UserListResponse(BaseModel):
     has_prev: bool
 
 
-class UserManagementResponse(BaseModel):
-    username: str
-    access_key: str
+class UserManagementResponse(S3KeyAliases):
     secret_key: str = Field(description="The secret now stored and applied")
     home_paths: list[str]
     groups: list[str]
@@ -48,7 +49,7 @@ class UserManagementResponse(BaseModel):
         return f"UserManagementResponse(username={self.username!r}, secret_key=<redacted>)"
 
 
-class ResourceDeleteResponse(BaseModel):
+class ResourceDeleteResponse(EnforcementState):
     resource_type: str
     resource_name: str
     message: str
@@ -67,6 +68,10 @@ class RotateAllResponse(BaseModel):
     failed_count: int
     rotated: list[str]
     failures: list[RotationFailure]
+    complete: bool = True
+    """False when the run stopped at an object-store outage: ``not_rotated`` were not tried."""
+    not_rotated: list[str] = []
+    message: str = "every issued credential was tried"
     performed_by: str
     timestamp: datetime
 
@@ -87,7 +92,7 @@ class GroupNamesResponse(BaseModel):
     total_count: int
 
 
-class GroupManagementResponse(BaseModel):
+class GroupManagementResponse(EnforcementState):
     group_name: str
     ro_group_name: str | None
     members: list[str]

@@ -23,10 +23,12 @@ from minio_manager.credentials import store as credential_store
 from minio_manager.credentials.service import CredentialService
 from minio_manager.credentials.store import StoredCredentials
 from minio_manager.db.engine import transaction
+from minio_manager.enforcement import state
 from minio_manager.errors import (
     GroupNotFound,
     GroupOperationError,
     MissingRole,
+    ObjectStoreUnavailable,
     ServiceError,
     UserNotFound,
 )
@@ -43,7 +45,7 @@ from minio_manager.governance.naming import (
     validate_group_name,
     validate_username,
 )
-from minio_manager.locks import LockManager
+from minio_manager.locks import Lease, LockManager
 from minio_manager.management.schemas import (
     GroupInfo,
     GroupListResponse,
@@ -59,9 +61,12 @@ from minio_manager.management.schemas import (
 )
 from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreUser
 from minio_manager.profiles import store as profiles
+from minio_manager.provisioning import outbox
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
+from minio_manager.provisioning.outbox import Principal
 from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.sharing import store as share_store
 from minio_manager.tenants import store as tenant_store
 
@@ -111,7 +116,9 @@ class ManagementService:
         *,
         group_lock_wait_seconds: float,
         group_lock_expiry_seconds: float,
+        enforcer: Enforcer,
     ) -> None:
+        self._enforcer = enforcer
         self._engine = engine
         self._store = store_
         self._membership = membership
@@ -124,12 +131,12 @@ class ManagementService:
         self._group_expiry = group_lock_expiry_seconds
 
     # -- helpers ----------------------------------------------------------------------------
-    def _group_lock(self, group: str) -> AbstractAsyncContextManager[None]:
+    def _group_lock(self, group: str) -> AbstractAsyncContextManager[Lease]:
         return hold_group_lock(
             self._locks, group, wait_seconds=self._group_wait, expiry_seconds=self._group_expiry
         )
 
-    def _credential_lock(self, user: str) -> AbstractAsyncContextManager[None]:
+    def _credential_lock(self, user: str) -> AbstractAsyncContextManager[Lease]:
         """The same lock ``GET /credentials/`` takes, so a login cannot re-provision a user
         halfway through their deletion."""
         return self._credentials.lock(user)
@@ -170,7 +177,12 @@ class ManagementService:
         )
 
     def _group_response(
-        self, caller: Caller, group: str, info: StoreGroup | None, operation: str
+        self,
+        caller: Caller,
+        group: str,
+        info: StoreGroup | None,
+        operation: str,
+        pending: Sequence[Principal] = (),
     ) -> GroupManagementResponse:
         members = list(info.members) if info is not None else []
         return GroupManagementResponse(
@@ -182,6 +194,7 @@ class ManagementService:
             operation=operation,
             performed_by=caller.username,
             timestamp=_now(),
+            **state(pending),
         )
 
     # -- users ------------------------------------------------------------------------------
@@ -261,10 +274,20 @@ class ManagementService:
         _require_admin(caller)
         async with transaction(self._engine) as conn:
             names = await credential_store.usernames(conn)
+        outage: list[str] = []
+        skipped: list[str] = []
 
         async def rotate(user: str) -> str | None:
+            if outage:
+                # The store went away: stop here instead of failing every remaining user.
+                skipped.append(user)
+                return None
             try:
                 await self._credentials.rotate(user, actor=caller.username, provision_missing=False)
+            except ObjectStoreUnavailable as exc:
+                outage.append(user)
+                log.warning("rotate-all stopped: %s", exc.message)
+                return exc.message
             except ServiceError as exc:
                 log.warning("rotation of %s failed: %s", user, exc.message)
                 return exc.message
@@ -274,7 +297,7 @@ class ManagementService:
             return None
 
         errors = await _bounded(MAX_CONCURRENT_ROTATIONS, [partial(rotate, n) for n in names])
-        rotated = [n for n, e in zip(names, errors, strict=True) if e is None]
+        rotated = [n for n, e in zip(names, errors, strict=True) if e is None and n not in skipped]
         failures = [
             RotationFailure(username=n, error=e)
             for n, e in zip(names, errors, strict=True)
@@ -289,6 +312,7 @@ class ManagementService:
                 details={
                     "rotated": len(rotated),
                     "failed": [f.username for f in failures],
+                    "not_rotated": len(skipped),
                 },
             )
         return RotateAllResponse(
@@ -297,6 +321,14 @@ class ManagementService:
             failed_count=len(failures),
             rotated=rotated,
             failures=failures,
+            complete=not skipped,
+            not_rotated=sorted(skipped),
+            message=(
+                f"stopped: the object store became unavailable; {len(skipped)} credentials"
+                " were not rotated (their old secrets still work); run again later"
+                if skipped
+                else "every issued credential was tried"
+            ),
             performed_by=caller.username,
             timestamp=_now(),
         )
@@ -310,32 +342,12 @@ class ManagementService:
             (SPARK_LOGS_BUCKET, f"{SPARK_LOGS_PREFIX}/{user}/"),
         ]
 
-    async def _resync(self, principals: Sequence[share_store.Principal]) -> None:
-        """Re-render the policies of principals whose shares changed; all are tried, then the
-        first failure is raised (the log names every principal left stale)."""
+    async def _resync(self, principals: Sequence[Principal]) -> list[Principal]:
+        """Converge principals whose shares changed (rows bumped in the same transaction);
+        returns those left pending for the reconciler."""
+        return await self._enforcer.enforce(principals)
 
-        async def one(principal: share_store.Principal) -> None:
-            kind, name = principal
-            if kind == share_store.USER:
-                if await self._store.get_user(name) is not None:
-                    await self._policies.sync_user(name)
-            elif await self._store.get_group(name) is not None:
-                await self._policies.sync_group(name)
-
-        outcomes = await asyncio.gather(*(one(p) for p in principals), return_exceptions=True)
-        failed = [
-            (p, o)
-            for p, o in zip(principals, outcomes, strict=True)
-            if isinstance(o, BaseException)
-        ]
-        if failed:
-            log.error(
-                "policies left stale (run POST /management/migrate/regenerate-policies): %s",
-                ", ".join(f"{kind}:{name}" for (kind, name), _ in failed),
-            )
-            raise failed[0][1]
-
-    async def _sweep_user_rows(self, user: str) -> None:
+    async def _sweep_user_rows(self, user: str) -> list[Principal]:
         """Last step of a user deletion, once the store user is gone: drop share and steward
         rows naming the user that were committed while the deletion ran (a share or a
         stewardship checks that the user exists before it commits, and the user still did).
@@ -343,6 +355,7 @@ class ManagementService:
         async with transaction(self._engine) as conn:
             affected = await share_store.delete_involving_user(conn, user)
             stewardships = await tenant_store.remove_steward_everywhere(conn, user)
+            await outbox.bump(conn, affected)
         if affected or stewardships:
             log.warning(
                 "user %s: removed rows committed during its deletion (shares affecting %s,"
@@ -351,7 +364,7 @@ class ManagementService:
                 ", ".join(f"{k}:{n}" for k, n in affected) or "-",
                 stewardships or "-",
             )
-        await self._resync(affected)
+        return await self._resync(affected)
 
     async def delete_user(self, caller: Caller, user: str) -> ResourceDeleteResponse:
         """Delete a user and everything of theirs (SPEC FIX): group memberships, credentials,
@@ -380,19 +393,22 @@ class ManagementService:
                         "share_principals_affected": [f"{k}:{n}" for k, n in affected],
                     },
                 )
-            await self._resync(affected)
+                await outbox.bump(conn, affected)
+                await outbox.leave_everything(conn, user=user)
+            pending = await self._resync(affected)
             await self._policies.remove_user_policies(user)
             await asyncio.gather(
                 *(self._store.delete_prefix(b, p) for b, p in self._user_prefixes(user))
             )
             await self._store.delete_user(user)
-            await self._sweep_user_rows(user)
+            pending += await self._sweep_user_rows(user)
         return ResourceDeleteResponse(
             resource_type="user",
             resource_name=user,
             message=f"User {user} deleted",
             performed_by=caller.username,
             timestamp=_now(),
+            **state(pending),
         )
 
     # -- groups -----------------------------------------------------------------------------
@@ -461,19 +477,21 @@ class ManagementService:
         async with self._group_lock(group):
             await self._existing_group(group)
             await self._existing_user(user)
-            if add:
-                await self._store.add_group_members(group, [user])
-            else:
-                await self._store.remove_group_members(group, [user])
             async with transaction(self._engine) as conn:
+                intent = await outbox.intend(conn, group, user, outbox.IN if add else outbox.OUT)
                 await audit.record(
                     conn,
                     actor=caller.username,
                     action="group.member.add" if add else "group.member.remove",
                     target=f"{group}/{user}",
                 )
-            info = await self._store.get_group(group)
-        return self._group_response(caller, group, info, "add_member" if add else "remove_member")
+            pending = await self._enforcer.enforce([intent])
+            try:
+                info = await self._store.get_group(group)
+            except ServiceError:
+                info = None  # store down: the change is recorded (pending) all the same
+        operation = "add_member" if add else "remove_member"
+        return self._group_response(caller, group, info, operation, pending)
 
     async def delete_group(self, caller: Caller, group: str) -> ResourceDeleteResponse:
         """Delete ``g`` and ``g``ro (SPEC FIX: emptied first), the shares they received, their
@@ -503,6 +521,8 @@ class ManagementService:
                 shares_removed += await share_store.delete_received_by_group(conn, twin)
                 stewards = [s.username for s in await tenant_store.stewards(conn, group)]
                 await tenant_store.delete_metadata(conn, group)
+                await outbox.leave_everything(conn, group=group)
+                await outbox.leave_everything(conn, group=twin)
                 await audit.record(
                     conn,
                     actor=caller.username,

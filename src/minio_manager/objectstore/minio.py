@@ -46,6 +46,9 @@ NOT_FOUND_CODES = frozenset(
 )
 
 
+REJECTED_KEY_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AccessKeyDisabled"}
+)
 CIPHER_CONCURRENCY = 4
 RETRYABLE_TRANSPORT_ERRORS = (
     httpx.ReadError,
@@ -221,6 +224,23 @@ class MinioStore:
             groups=tuple(sorted(data.get("memberOf") or ())),
             enabled=data.get("status", "enabled") == "enabled",
         )
+
+    async def authenticates(self, access_key: str, secret_key: str) -> bool:
+        """ListBuckets signed with the user's own keys: an unknown key or a wrong secret is
+        refused as such; any other answer (even AccessDenied) means the pair authenticated."""
+        url = f"{self._base}/"
+        headers = signed_headers(
+            method="GET", url=url, body=b"", access_key=access_key, secret_key=secret_key
+        )
+        try:
+            response = await self._client.request("GET", httpx.URL(url), headers=headers)
+        except httpx.HTTPError:
+            raise ObjectStoreUnavailable("the object store is unreachable") from None
+        if response.status_code >= 500:
+            raise ObjectStoreUnavailable(f"the object store failed (HTTP {response.status_code})")
+        if response.status_code < 300:
+            return True
+        return self._rejection(response).code not in REJECTED_KEY_CODES
 
     async def list_users(self) -> list[str]:
         response = await self._admin("GET", "list-users")

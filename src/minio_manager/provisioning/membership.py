@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from minio_manager.errors import GroupOperationError
 from minio_manager.governance.naming import base_group_of
-from minio_manager.locks import LockManager
+from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreObject, StoreUser
 
 T = TypeVar("T")
@@ -166,6 +166,9 @@ class _TrackingStore:
     async def list_users(self) -> list[str]:
         return await self._inner.list_users()
 
+    async def authenticates(self, access_key: str, secret_key: str) -> bool:
+        return await self._inner.authenticates(access_key, secret_key)
+
     async def delete_user(self, name: str) -> None:
         await self._changing(self._inner.delete_user(name))
 
@@ -225,7 +228,7 @@ def group_lock_name(group: str) -> str:
 
 def hold_group_lock(
     locks: LockManager, group: str, *, wait_seconds: float, expiry_seconds: float
-) -> AbstractAsyncContextManager[None]:
+) -> AbstractAsyncContextManager[Lease]:
     """Serialise membership changes of one group pair across replicas, so that two moves of
     the same user cannot interleave and leave them in both ``g`` and ``g``ro."""
     return locks.hold(

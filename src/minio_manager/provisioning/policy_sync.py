@@ -2,8 +2,10 @@
 
 Each update renders every document from scratch, overwrites the named policies in one call
 each, sets the principal's exact attachment list in one call, then removes overflow policies
-that are no longer needed. It runs under a per-principal Redis lock so two replicas editing
-the same principal cannot interleave and lose a share.
+that are no longer needed. It runs through ``outbox.converge``: under the principal's
+PostgreSQL advisory lock (no expiry: it dies with its connection), with the outbox generation
+re-checked before every store write, so a renderer that lost its lock or was overtaken by
+newer records never writes an older document over a newer one.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from minio_manager.checkpoints import checkpoint
 from minio_manager.db.engine import transaction
-from minio_manager.errors import PolicyOperationError, ServiceError
+from minio_manager.errors import PolicyOperationError
 from minio_manager.governance.layout import (
     Grant,
     Layout,
@@ -30,17 +33,14 @@ from minio_manager.governance.policies import (
     policy_names_for,
     render_policy_documents,
 )
-from minio_manager.locks import LockManager, policy_lock_name
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning import outbox
+from minio_manager.provisioning.outbox import Fence
 from minio_manager.sharing import store as share_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _policy_lock_timeout(name: str) -> ServiceError:
-    return PolicyOperationError("another policy update is taking too long; try again")
 
 
 async def settle(*calls: Awaitable[T]) -> list[T]:
@@ -66,18 +66,14 @@ class PolicySync:
         self,
         store: ObjectStore,
         engine: AsyncEngine,
-        locks: LockManager,
         layout: Layout,
         *,
         lock_wait_seconds: float,
-        lock_expiry_seconds: float,
     ) -> None:
         self._store = store
         self._engine = engine
-        self._locks = locks
         self._layout = layout
         self._wait = lock_wait_seconds
-        self._expiry = lock_expiry_seconds
 
     def _render(
         self, base: str, template: Sequence[Grant], received: Sequence[Grant] = ()
@@ -88,11 +84,8 @@ class PolicySync:
         )
         return dict(zip(policy_names_for(base, len(documents)), documents, strict=True))
 
-    async def _put_documents(
-        self, base: str, template: Sequence[Grant], received: Sequence[Grant] = ()
-    ) -> list[str]:
+    async def _put_documents(self, rendered: dict[str, dict[str, Any]], base: str) -> list[str]:
         """Overwrite the principal's documents (one call each)."""
-        rendered = self._render(base, template, received)
         try:
             await settle(*(self._store.put_policy(n, d) for n, d in rendered.items()))
         except ObjectStoreRejected as exc:
@@ -100,9 +93,13 @@ class PolicySync:
             raise PolicyOperationError(f"the object store refused policy {base}") from None
         return list(rendered)
 
-    async def _received(self, target_type: str, name: str) -> list[Grant]:
-        async with transaction(self._engine) as conn:
+    async def _received(
+        self, target_type: str, name: str, conn: AsyncConnection | None = None
+    ) -> list[Grant]:
+        if conn is not None:
             return await share_store.grants_for(conn, target_type, name)
+        async with transaction(self._engine) as own:
+            return await share_store.grants_for(own, target_type, name)
 
     async def render_user(self, user: str) -> dict[str, dict[str, Any]]:
         """What ``sync_user`` would write now (name → document), without writing it."""
@@ -122,35 +119,48 @@ class PolicySync:
         stale = [n for n in before if n not in after and is_overflow_name(base, n)]
         await settle(*(self._store.delete_policy(n) for n in stale))
 
-    async def sync_user(self, user: str) -> list[str]:
-        """Render and apply ``user-home-policy-{u}`` (+ overflow) and the system policy."""
-        async with self._locks.hold(
-            policy_lock_name("user", user),
-            wait_seconds=self._wait,
-            expiry_seconds=self._expiry,
-            on_timeout=_policy_lock_timeout,
-        ):
-            # Read inside the lock: whoever renders last has seen every committed record.
-            received = await self._received(share_store.USER, user)
-            current = await self._store.get_user(user)
-            if current is None:
-                # Deleted (or never created): writing policies now would only leave orphans.
-                log.info("policy sync skipped: user %s does not exist", user)
-                return []
-            home = user_home_policy_name(user)
-            home_names, system_names = await settle(
-                self._put_documents(home, self._layout.user_home_grants(user), received),
-                self._put_documents(
-                    user_system_policy_name(user), self._layout.user_system_grants(user)
-                ),
-            )
-            attached = [*home_names, *system_names]
-            try:
-                await self._store.set_user_policies(user, attached)
-            except ObjectStoreRejected as exc:
-                raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
-            await self._drop_stale(home, current.policies, attached)
-            return attached
+    def _wait_for(self, try_only: bool) -> float | None:
+        return None if try_only else self._wait
+
+    async def sync_user(self, user: str, *, try_only: bool = False) -> list[str]:
+        """Render and apply ``user-home-policy-{u}`` (+ overflow) and the system policy.
+
+        ``try_only``: give up at once (``PrincipalBusy``) if another renderer holds the lock.
+        """
+        return await outbox.converge(
+            self._engine,
+            (outbox.USER, user),
+            lambda fence: self._write_user(user, fence),
+            wait_seconds=self._wait_for(try_only),
+        )
+
+    async def _write_user(self, user: str, fence: Fence) -> list[str]:
+        # Records are read after the generation (same connection, READ COMMITTED).
+        received = await self._received(share_store.USER, user, fence.conn)
+        current = await self._store.get_user(user)
+        if current is None:
+            # Deleted (or never created): writing policies now would only leave orphans.
+            log.info("policy sync skipped: user %s does not exist", user)
+            return []
+        home = user_home_policy_name(user)
+        rendered_home = self._render(home, self._layout.user_home_grants(user), received)
+        system = user_system_policy_name(user)
+        rendered_system = self._render(system, self._layout.user_system_grants(user))
+        await checkpoint("policy.rendered", f"user:{user}")
+        await fence.check()
+        home_names, system_names = await settle(
+            self._put_documents(rendered_home, home),
+            self._put_documents(rendered_system, system),
+        )
+        attached = [*home_names, *system_names]
+        await fence.check()
+        try:
+            await self._store.set_user_policies(user, attached)
+        except ObjectStoreRejected as exc:
+            raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
+        await fence.check()
+        await self._drop_stale(home, current.policies, attached)
+        return attached
 
     def group_template(self, group: str) -> list[Grant]:
         """``{g}`` gets read-write on its tenant paths, ``{g}ro`` read-only on the same."""
@@ -158,27 +168,34 @@ class PolicySync:
             return self._layout.group_grants(base_group_of(group), write=False)
         return self._layout.group_grants(group, write=True)
 
-    async def sync_group(self, group: str) -> list[str]:
+    async def sync_group(self, group: str, *, try_only: bool = False) -> list[str]:
         """Render and apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro."""
-        async with self._locks.hold(
-            policy_lock_name("group", group),
-            wait_seconds=self._wait,
-            expiry_seconds=self._expiry,
-            on_timeout=_policy_lock_timeout,
-        ):
-            received = await self._received(share_store.GROUP, group)
-            current = await self._store.get_group(group)
-            if current is None:
-                log.info("policy sync skipped: group %s does not exist", group)
-                return []
-            base = group_policy_name(group)
-            names = await self._put_documents(base, self.group_template(group), received)
-            try:
-                await self._store.set_group_policies(group, names)
-            except ObjectStoreRejected as exc:
-                raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
-            await self._drop_stale(base, current.policies, names)
-            return names
+        return await outbox.converge(
+            self._engine,
+            (outbox.GROUP, group),
+            lambda fence: self._write_group(group, fence),
+            wait_seconds=self._wait_for(try_only),
+        )
+
+    async def _write_group(self, group: str, fence: Fence) -> list[str]:
+        received = await self._received(share_store.GROUP, group, fence.conn)
+        current = await self._store.get_group(group)
+        if current is None:
+            log.info("policy sync skipped: group %s does not exist", group)
+            return []
+        base = group_policy_name(group)
+        rendered = self._render(base, self.group_template(group), received)
+        await checkpoint("policy.rendered", f"group:{group}")
+        await fence.check()
+        names = await self._put_documents(rendered, base)
+        await fence.check()
+        try:
+            await self._store.set_group_policies(group, names)
+        except ObjectStoreRejected as exc:
+            raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
+        await fence.check()
+        await self._drop_stale(base, current.policies, names)
+        return names
 
     async def remove_user_policies(self, user: str) -> None:
         """Detach and delete every policy of a user (used when deleting the user)."""

@@ -32,6 +32,7 @@ from minio_manager.errors import ServiceError
 from minio_manager.governance.layout import user_home_policy_name
 from minio_manager.governance.policies import canonical_document
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning import outbox
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.sharing import store as share_store
 from minio_manager.sharing.store import GROUP, USER, Principal
@@ -71,6 +72,7 @@ class Drift:
 class DriftReport:
     principals_checked: int = 0
     drifted: list[Drift] = field(default_factory=list)
+    pending: list[Drift] = field(default_factory=list)
     errors: list[PrincipalError] = field(default_factory=list)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -222,9 +224,17 @@ class PolicyRegenerator:
         report = DriftReport(errors=self._missing_errors(census.missing))
         results = await self._bounded([partial(self._checked, p) for p in census.present])
         report.principals_checked = len(census.present)
+        # Read after the comparison: a row that was pending during it is still reported as
+        # pending (or has been applied since, and its difference is then stale anyway).
+        async with transaction(self._engine) as conn:
+            pending = await outbox.pending_principals(conn)
         for (kind, name), result in zip(census.present, results, strict=True):
             if isinstance(result, Exception):
                 report.errors.append(PrincipalError(kind, name, _describe(result)))
+            elif (kind, name) in pending:
+                report.pending.append(Drift(kind, name, result))
             elif result:
                 report.drifted.append(Drift(kind, name, result))
+        checked = set(census.present)
+        report.pending += [Drift(k, n, []) for k, n in sorted(pending - checked)]
         return report

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from minio_manager.auth.deps import CallerDep, ServicesDep
+from minio_manager.enforcement import ACCEPTED_RESPONSE, set_status, state
 from minio_manager.sharing.schemas import (
     PathAccessResponse,
     PathRequest,
@@ -21,7 +22,8 @@ router = APIRouter(prefix="/sharing", tags=["sharing"])
 
 MULTI_STATUS = 207
 PARTIAL: dict[int | str, dict[str, Any]] = {
-    MULTI_STATUS: {"description": "Some targets failed; see errors[]"}
+    MULTI_STATUS: {"description": "Some targets failed; see errors[]"},
+    **ACCEPTED_RESPONSE,
 }
 
 
@@ -32,14 +34,17 @@ async def share(
     """Grant users and groups read or write access to a path inside your home.
 
     Sharing again at another level changes the level. Unknown users or groups are reported
-    in ``errors`` (status 207) while the others are shared with.
+    in ``errors`` (status 207) while the others are shared with. 202: recorded, enforcement
+    pending (it also lists ``errors``).
     """
     outcome = await services.sharing.share(
         caller.username, body.path, body.with_users, body.with_groups, body.permission
     )
     if outcome.errors:
         response.status_code = MULTI_STATUS
+    set_status(response, outcome.pending)
     return ShareResponse(
+        **state(outcome.pending),
         path=outcome.path.url,
         shared_with_users=outcome.users,
         shared_with_groups=outcome.groups,
@@ -60,7 +65,9 @@ async def unshare(
     )
     if outcome.errors:
         response.status_code = MULTI_STATUS
+    set_status(response, outcome.pending)
     return UnshareResponse(
+        **state(outcome.pending),
         path=outcome.path.url,
         unshared_from_users=outcome.users,
         unshared_from_groups=outcome.groups,
@@ -71,22 +78,24 @@ async def unshare(
     )
 
 
-@router.post("/make-public", response_model=PublicAccessResponse)
+@router.post("/make-public", response_model=PublicAccessResponse, responses=ACCEPTED_RESPONSE)
 async def make_public(
-    body: PathRequest, caller: CallerDep, services: ServicesDep
+    body: PathRequest, caller: CallerDep, services: ServicesDep, response: Response
 ) -> PublicAccessResponse:
     """Let every user read the path (a read-only share with ``globalusers``)."""
-    path = await services.sharing.make_public(caller.username, body.path)
-    return PublicAccessResponse(path=path.url, is_public=True)
+    path, pending = await services.sharing.make_public(caller.username, body.path)
+    set_status(response, pending)
+    return PublicAccessResponse(path=path.url, is_public=True, **state(pending))
 
 
-@router.post("/make-private", response_model=PublicAccessResponse)
+@router.post("/make-private", response_model=PublicAccessResponse, responses=ACCEPTED_RESPONSE)
 async def make_private(
-    body: PathRequest, caller: CallerDep, services: ServicesDep
+    body: PathRequest, caller: CallerDep, services: ServicesDep, response: Response
 ) -> PublicAccessResponse:
     """Remove every share of the path and of every path below it."""
-    path = await services.sharing.make_private(caller.username, body.path)
-    return PublicAccessResponse(path=path.url, is_public=False)
+    path, pending = await services.sharing.make_private(caller.username, body.path)
+    set_status(response, pending)
+    return PublicAccessResponse(path=path.url, is_public=False, **state(pending))
 
 
 @router.post("/get_path_access_info", response_model=PathAccessResponse)

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from minio_manager.enforcement import EnforcementState
+
 MAX_TARGETS = 500
 """Per list and call: one request stays one bounded transaction and render."""
 
@@ -42,7 +44,7 @@ class PathRequest(_Request):
     path: Path
 
 
-class ShareResponse(BaseModel):
+class ShareResponse(EnforcementState):
     path: str
     shared_with_users: list[str]
     shared_with_groups: list[str]
@@ -52,7 +54,7 @@ class ShareResponse(BaseModel):
     shared_at: datetime
 
 
-class UnshareResponse(BaseModel):
+class UnshareResponse(EnforcementState):
     path: str
     unshared_from_users: list[str]
     unshared_from_groups: list[str]
@@ -62,7 +64,7 @@ class UnshareResponse(BaseModel):
     unshared_at: datetime
 
 
-class PublicAccessResponse(BaseModel):
+class PublicAccessResponse(EnforcementState):
     path: str
     is_public: bool
 

@@ -1,13 +1,14 @@
 """Sharing: share records are the truth, policies are re-rendered from them after commit.
 
 Every change runs in this order: parse the path → check the caller owns it → check the targets
-exist → one transaction writing the records and their audit rows → commit → re-render each
-affected principal through ``PolicySync``, which reads the records *inside* that principal's
-lock. Committing before rendering is what keeps concurrent changes (from any replica) safe:
-whoever holds a principal's lock last has read every committed record, so no share is lost.
+exist → one transaction writing the records, their audit rows and a bump of each affected
+principal's outbox row → commit → converge each affected principal (``Enforcer``), which reads
+the records *inside* that principal's advisory lock. Whoever holds a principal's lock last has
+read every committed record, so no share is lost.
 
-If rendering fails after the commit the call answers 5xx, but the records stand: repeating
-the call, any later change to the same principal, or regenerate-policies applies them.
+If enforcement cannot finish after the commit (store down, lock wait exceeded, lock lost) the
+call answers 202 with ``enforcement: pending``: the records stand and the outbox row stays
+pending until a replica's reconciler applies it.
 
 A share to a group checks that the group exists and commits its record while holding the
 group's lock (``group_lock:{base}``, the one ``delete_group`` holds), so it either commits
@@ -35,8 +36,6 @@ from minio_manager.db.engine import transaction
 from minio_manager.errors import (
     GovernanceViolation,
     GroupOperationError,
-    PolicyOperationError,
-    ServiceError,
     UserOperationError,
 )
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
@@ -49,9 +48,11 @@ from minio_manager.governance.paths import (
 )
 from minio_manager.locks import LockManager
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning import outbox
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import hold_group_lock
 from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.sharing import store
 from minio_manager.sharing.store import GROUP, READ, USER, Principal
 
@@ -62,10 +63,6 @@ MAKE_PUBLIC, MAKE_PRIVATE = "share.make_public", "share.make_private"
 AUDIT_LIST_LIMIT = 100
 """make-private may remove thousands of records; the audit row lists this many, plus a count."""
 
-RECORDED_NOT_APPLIED = (
-    "; the change is recorded and takes effect once the policies are rendered again"
-    " (repeat the call, or an administrator runs POST /management/migrate/regenerate-policies)"
-)
 _MAX_SHOWN = 80
 T = TypeVar("T")
 
@@ -88,6 +85,8 @@ class SharingOutcome:
     groups: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    pending: list[Principal] = field(default_factory=list)
+    """Principals whose committed change is not enforced yet (the reconciler finishes it)."""
 
     @property
     def success_count(self) -> int:
@@ -120,8 +119,10 @@ class SharingService:
         *,
         lock_wait_seconds: float,
         lock_expiry_seconds: float,
+        enforcer: Enforcer,
         concurrency: int = 16,
     ) -> None:
+        self._enforcer = enforcer
         self._engine = engine
         self._store = store_
         self._layout = layout
@@ -218,52 +219,12 @@ class SharingService:
                 )
             yield
 
-    # -- rendering --------------------------------------------------------------------------
-    async def _sync(self, principal: Principal, *, only_if_exists: bool) -> None:
-        if only_if_exists and not await self._exists(principal):
-            return  # records of a principal deleted behind our back: nothing to render
-        kind, name = principal
-        if kind == USER:
-            await self._policies.sync_user(name)
-        else:
-            await self._policies.sync_group(name)
-
-    async def _attempt(self, principal: Principal, only_if_exists: bool) -> Exception | None:
-        try:
-            await self._sync(principal, only_if_exists=only_if_exists)
-        except Exception as exc:
-            return exc
-        return None
-
-    async def apply(self, principals: Iterable[Principal], *, only_if_exists: bool = False) -> None:
-        """Re-render each principal from its records (after the records are committed).
-
-        Every principal is attempted even if one fails; then the first failure is raised
-        with a note that the records are saved.
-        """
-        todo = sorted(set(principals))
-        results = await self._bounded([partial(self._attempt, p, only_if_exists) for p in todo])
-        failures = [(p, exc) for p, exc in zip(todo, results, strict=True) if exc is not None]
-        for (kind, name), exc in failures:
-            known = isinstance(exc, ServiceError)
-            log.error(
-                "rendering policies of %s %s failed after commit: %s",
-                kind,
-                name,
-                exc.message if isinstance(exc, ServiceError) else type(exc).__name__,
-                exc_info=None if known else exc,
-            )
-        if failures:
-            first = failures[0][1]
-            if isinstance(first, ServiceError):
-                error = ServiceError(first.message + RECORDED_NOT_APPLIED)
-                error.status, error.code, error.error_type = (
-                    first.status,
-                    first.code,
-                    first.error_type,
-                )
-                raise error
-            raise PolicyOperationError("applying the policies failed" + RECORDED_NOT_APPLIED)
+    # -- enforcement ------------------------------------------------------------------------
+    async def apply(self, principals: Iterable[Principal]) -> list[Principal]:
+        """Converge each principal whose records were just committed (its outbox row was
+        bumped in that transaction); returns those left pending for the reconciler. A
+        principal deleted meanwhile renders nothing and counts as applied."""
+        return await self._enforcer.enforce(principals)
 
     # -- operations -------------------------------------------------------------------------
     async def share(
@@ -294,8 +255,7 @@ class SharingService:
                 await self._grant(actor, path, targets, level, action=GRANT)
         for principal in targets:
             outcome.succeeded(principal)
-        if targets:
-            await self.apply(targets)
+        outcome.pending = await self.apply(targets)
         return outcome
 
     async def _grant(
@@ -318,6 +278,7 @@ class SharingService:
                         "previous_level": before,
                     },
                 )
+            await outbox.bump(conn, targets)
 
     async def unshare(
         self, actor: str, raw_path: str, users: Iterable[str], groups: Iterable[str]
@@ -339,6 +300,7 @@ class SharingService:
                         "previous_level": record.level,
                     },
                 )
+            await outbox.bump(conn, [r.principal for r in removed])
         had_record = {r.principal for r in removed}
         for principal in valid:
             # Removing a share that is not there is a success (the caller's goal holds), but
@@ -349,19 +311,18 @@ class SharingService:
                 outcome.errors.append(
                     f"{principal[0]} {_shown(principal[1])}: no such {principal[0]}"
                 )
-        await self.apply([p for p in had_record if exists[p]])
+        outcome.pending = await self.apply(had_record)
         return outcome
 
-    async def make_public(self, actor: str, raw_path: str) -> SharePath:
+    async def make_public(self, actor: str, raw_path: str) -> tuple[SharePath, list[Principal]]:
         """Share read-only with ``globalusers`` (every user is a member)."""
         path = self._owned_path(raw_path, actor)
         await self._groups.ensure_global_groups()
         target: Principal = (GROUP, GLOBAL_GROUP)
         await self._grant(actor, path, [target], READ, action=MAKE_PUBLIC)
-        await self.apply([target])
-        return path
+        return path, await self.apply([target])
 
-    async def make_private(self, actor: str, raw_path: str) -> SharePath:
+    async def make_private(self, actor: str, raw_path: str) -> tuple[SharePath, list[Principal]]:
         """Remove every share of the path and of every path below it."""
         path = self._owned_path(raw_path, actor)
         async with transaction(self._engine) as conn:
@@ -383,8 +344,8 @@ class SharingService:
                     ],
                 },
             )
-        await self.apply([r.principal for r in removed], only_if_exists=True)
-        return path
+            await outbox.bump(conn, [r.principal for r in removed])
+        return path, await self.apply([r.principal for r in removed])
 
     async def access_info(self, actor: str, is_admin: bool, raw_path: str) -> AccessInfo:
         """Who can read all of the path: its owner, and holders of a share on it or above it."""

@@ -7,13 +7,23 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 
 from minio_manager.auth.deps import AdminDep, CallerDep, ServicesDep
+from minio_manager.enforcement import (
+    ACCEPTED,
+    ACCEPTED_RESPONSE,
+    PendingAnswer,
+    pending_answer,
+    set_status,
+    state,
+)
 from minio_manager.tenants.schemas import (
     AccessLevel,
     TenantDetail,
     TenantMember,
+    TenantMemberChange,
     TenantMetadata,
     TenantMetadataUpdate,
     TenantSteward,
+    TenantStewardChange,
     TenantSummary,
 )
 
@@ -68,25 +78,40 @@ async def list_members(tenant: str, caller: CallerDep, services: ServicesDep) ->
     return await services.tenants.members(caller, tenant)
 
 
-@router.post("/{tenant}/members/{username}", response_model=TenantMember)
+@router.post(
+    "/{tenant}/members/{username}",
+    response_model=TenantMemberChange,
+    responses=ACCEPTED_RESPONSE,
+)
 async def add_member(
     tenant: str,
     username: str,
     caller: CallerDep,
     services: ServicesDep,
+    response: Response,
     permission: Annotated[AccessLevel, Query()] = "read_write",
-) -> TenantMember:
+) -> TenantMemberChange:
     """Add a user, or move them between read-write and read-only (steward or admin)."""
-    return await services.tenants.add_member(caller, tenant, username, permission)
+    member, pending = await services.tenants.add_member(caller, tenant, username, permission)
+    set_status(response, pending)
+    return TenantMemberChange(**member.model_dump(), **state(pending))
 
 
-@router.delete("/{tenant}/members/{username}", status_code=NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{tenant}/members/{username}",
+    status_code=NO_CONTENT,
+    response_class=Response,
+    responses={ACCEPTED: {**ACCEPTED_RESPONSE[ACCEPTED], "model": PendingAnswer}},
+)
 async def remove_member(
     tenant: str, username: str, caller: CallerDep, services: ServicesDep
 ) -> Response:
     """Remove a user from the tenant (steward or admin). A steward cannot remove themselves
     or another steward."""
-    await services.tenants.remove_member(caller, tenant, username)
+    pending = await services.tenants.remove_member(caller, tenant, username)
+    if pending:
+        body = pending_answer(pending, "the removal").model_dump_json()
+        return Response(body, status_code=ACCEPTED, media_type="application/json")
     return Response(status_code=NO_CONTENT)
 
 
@@ -98,12 +123,18 @@ async def list_stewards(
     return await services.tenants.stewards(caller, tenant)
 
 
-@router.post("/{tenant}/stewards/{username}", response_model=TenantSteward)
+@router.post(
+    "/{tenant}/stewards/{username}",
+    response_model=TenantStewardChange,
+    responses=ACCEPTED_RESPONSE,
+)
 async def assign_steward(
-    tenant: str, username: str, caller: AdminDep, services: ServicesDep
-) -> TenantSteward:
+    tenant: str, username: str, caller: AdminDep, services: ServicesDep, response: Response
+) -> TenantStewardChange:
     """Make a user a steward (admin; idempotent). Adds them read-write if not a member."""
-    return await services.tenants.assign_steward(caller, tenant, username)
+    steward, pending = await services.tenants.assign_steward(caller, tenant, username)
+    set_status(response, pending)
+    return TenantStewardChange(**steward.model_dump(), **state(pending))
 
 
 @router.delete("/{tenant}/stewards/{username}", status_code=NO_CONTENT, response_class=Response)

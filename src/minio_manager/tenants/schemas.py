@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from minio_manager.enforcement import EnforcementState
+
 AccessLevel = Literal["read_write", "read_only"]
 WEBSITE_MAX_LENGTH = 2048
 
@@ -94,12 +96,20 @@ class TenantMember(BaseModel):
     is_steward: bool
 
 
+class TenantMemberChange(TenantMember, EnforcementState):
+    """Answer of adding or moving a member: the member, and whether the store agrees yet."""
+
+
 class TenantSteward(BaseModel):
     username: str
     display_name: str | None = None
     email: str | None = None
     assigned_by: str
     assigned_at: datetime
+
+
+class TenantStewardChange(TenantSteward, EnforcementState):
+    """Answer of assigning a steward (who may have been added read-write)."""
 
 
 class TenantStoragePaths(BaseModel):

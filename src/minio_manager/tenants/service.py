@@ -44,10 +44,13 @@ from minio_manager.governance.naming import (
     validate_group_name,
     validate_username,
 )
-from minio_manager.locks import LockManager
+from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import ObjectStore, StoreUser
 from minio_manager.profiles import store as profiles
+from minio_manager.provisioning import outbox
 from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
+from minio_manager.provisioning.outbox import Principal
+from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.tenants import store
 from minio_manager.tenants.schemas import (
     AccessLevel,
@@ -131,7 +134,9 @@ class TenantService:
         *,
         lock_wait_seconds: float,
         lock_expiry_seconds: float,
+        enforcer: Enforcer,
     ) -> None:
+        self._enforcer = enforcer
         self._engine = engine
         self._store = store_
         self._membership = membership
@@ -142,7 +147,7 @@ class TenantService:
         self._expiry = lock_expiry_seconds
 
     # -- helpers ----------------------------------------------------------------------------
-    def group_lock(self, group: str) -> AbstractAsyncContextManager[None]:
+    def group_lock(self, group: str) -> AbstractAsyncContextManager[Lease]:
         return hold_group_lock(
             self._locks, group, wait_seconds=self._wait, expiry_seconds=self._expiry
         )
@@ -386,17 +391,16 @@ class TenantService:
             )
 
     # -- members ----------------------------------------------------------------------------
-    async def _record(self, actor: str, action: str, target: str, **details: object) -> None:
-        async with transaction(self._engine) as conn:
-            await audit.record(conn, actor=actor, action=action, target=target, details=details)
-
     async def add_member(
         self, caller: Caller, tenant: str, user: str, permission: AccessLevel
-    ) -> TenantMember:
+    ) -> tuple[TenantMember, list[Principal]]:
         """Add ``user`` at ``permission``, moving them out of the other group (SPEC FIX).
 
-        The order never grants more than the old or the new state: an upgrade adds to ``t``
-        before leaving ``t``ro, a downgrade leaves ``t`` before joining ``t``ro.
+        The move is two membership intents committed with the audit row; they are applied in
+        an order that never grants more than the old or the new state (an upgrade joins ``t``
+        before leaving ``t``ro, a downgrade leaves ``t`` before joining ``t``ro), and since
+        ``t`` grants everything ``t``ro does, any half-applied state is bounded by the
+        higher of the two levels. Returns the member and the intents left pending.
         """
         tenant = tenant_name(tenant)
         validate_username(user)
@@ -411,31 +415,33 @@ class TenantService:
             groups = set((await self._require_user(user)).groups)
             previous = READ_WRITE if tenant in groups else READ_ONLY if twin in groups else None
             if permission == READ_WRITE:
-                await self._store.add_group_members(tenant, [user])
-                await self._store.remove_group_members(twin, [user])
+                moves = [(tenant, outbox.IN), (twin, outbox.OUT)]
             else:
-                await self._store.remove_group_members(tenant, [user])
-                await self._store.add_group_members(twin, [user])
-            await self._record(
-                caller.username,
-                "tenant.member.add",
-                f"{tenant}/{user}",
-                permission=permission,
-                previous=previous,
-            )
+                moves = [(tenant, outbox.OUT), (twin, outbox.IN)]
+            async with transaction(self._engine) as conn:
+                intents = [await outbox.intend(conn, g, user, d) for g, d in moves]
+                await audit.record(
+                    conn,
+                    actor=caller.username,
+                    action="tenant.member.add",
+                    target=f"{tenant}/{user}",
+                    details={"permission": permission, "previous": previous},
+                )
+            pending = await self._enforcer.enforce_in_order(intents)
         async with transaction(self._engine) as conn:
             steward = await store.is_steward(conn, tenant, user)
             emails = await profiles.emails(conn, [user])
         names = await self._display_names(caller.token, [user])
-        return TenantMember(
+        member = TenantMember(
             username=user,
             display_name=names.get(user),
             email=emails.get(user),
             access_level=permission,
             is_steward=steward,
         )
+        return member, pending
 
-    async def remove_member(self, caller: Caller, tenant: str, user: str) -> None:
+    async def remove_member(self, caller: Caller, tenant: str, user: str) -> list[Principal]:
         """Remove ``user`` from ``t`` and ``t``ro. Stewards may not remove themselves or other
         stewards; when an admin removes a steward, the steward row goes too."""
         tenant = tenant_name(tenant)
@@ -453,9 +459,11 @@ class TenantService:
             await self._require_user(user)
             if not caller.is_admin and await self._is_steward(tenant, user):
                 raise TenantForbidden("Only admins can remove a steward from a tenant")
-            await self._store.remove_group_members(tenant, [user])
-            await self._store.remove_group_members(read_only_group(tenant), [user])
             async with transaction(self._engine) as conn:
+                intents = [
+                    await outbox.intend(conn, g, user, outbox.OUT)
+                    for g in (tenant, read_only_group(tenant))
+                ]
                 steward_removed = await store.remove_steward(conn, tenant, user)
                 await audit.record(
                     conn,
@@ -464,9 +472,12 @@ class TenantService:
                     target=f"{tenant}/{user}",
                     details={"steward_removed": steward_removed},
                 )
+            return await self._enforcer.enforce(intents)
 
     # -- stewards ---------------------------------------------------------------------------
-    async def assign_steward(self, caller: Caller, tenant: str, user: str) -> TenantSteward:
+    async def assign_steward(
+        self, caller: Caller, tenant: str, user: str
+    ) -> tuple[TenantSteward, list[Principal]]:
         """Make ``user`` a steward (admin; idempotent), adding them read-write if not a member."""
         self._require_admin(caller)
         tenant = tenant_name(tenant)
@@ -479,9 +490,10 @@ class TenantService:
             await self._require_group(tenant)
             groups = set((await self._require_user(user)).groups)
             joined = not groups & {tenant, read_only_group(tenant)}
-            if joined:
-                await self._store.add_group_members(tenant, [user])
+            intents: list[Principal] = []
             async with transaction(self._engine) as conn:
+                if joined:
+                    intents.append(await outbox.intend(conn, tenant, user, outbox.IN))
                 await store.create(conn, tenant, caller.username, {})
                 row, created = await store.add_steward(conn, tenant, user, caller.username)
                 if created or joined:
@@ -493,8 +505,9 @@ class TenantService:
                         details={"added_read_write": joined},
                     )
                 emails = await profiles.emails(conn, [user])
+            pending = await self._enforcer.enforce(intents)
         names = await self._display_names(caller.token, [user])
-        return self._stewards([row], names, emails)[0]
+        return self._stewards([row], names, emails)[0], pending
 
     async def remove_steward(self, caller: Caller, tenant: str, user: str) -> None:
         """Drop the steward row (admin); membership is kept."""

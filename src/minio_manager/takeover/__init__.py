@@ -1,0 +1,1 @@
+"""Taking over a deployment of the reference service (mms-import)."""
