@@ -174,15 +174,12 @@ def test_a_proxy_page_is_not_an_envelope(sleeps: list[float]) -> None:
         assert exc.code is None and exc.status == 502
 
 
-def test_pending_202_is_repeated_then_reported(sleeps: list[float]) -> None:
-    script = Script(
-        httpx.Response(202, json={"status": "pending"}), httpx.Response(200, json=CREDS)
-    )
+def test_accepted_202_is_a_success_and_is_not_repeated(sleeps: list[float]) -> None:
+    pending = {"enforcement": "pending", "pending_principals": ["user:alice"], "message": "m"}
+    script = Script(httpx.Response(202, json=pending))
     with sync_client(script) as client:
-        assert client.get_credentials().access_key == "alice"
-    always = Script(httpx.Response(202, json={"status": "pending"}))
-    for exc in both(always, "get_credentials"):
-        assert isinstance(exc, ServiceUnavailableError) and exc.status == 202
+        assert client.request("DELETE", "/tenants/t1/members/alice") == pending
+    assert len(script.requests) == 1 and sleeps == []
 
 
 def test_connection_errors_are_retried_and_never_echo_the_token(sleeps: list[float]) -> None:

@@ -27,7 +27,6 @@ from minio_manager_client._core import (
     should_retry_status,
     timeout_of,
 )
-from minio_manager_client.errors import ServiceUnavailableError
 from minio_manager_client.models import (
     AccessiblePaths,
     Credentials,
@@ -41,15 +40,9 @@ from minio_manager_client.models import (
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
-# 202: the service accepted the work but has not finished it (e.g. a policy change still
-# queued); the same call is repeated, like a 503, within the retry budget.
-PENDING = 202
-
-
-def _pending_error(attempts: int) -> ServiceUnavailableError:
-    return ServiceUnavailableError(
-        f"the service had not finished the request after {attempts} attempt(s)", status=PENDING
-    )
+# A 202 is a success: the change is recorded and its body says ``"enforcement": "pending"``
+# (the service's outbox applies it to the store within seconds). It is returned, never
+# repeated — repeating would only record the same change again.
 
 
 class AsyncMinioManagerClient:
@@ -117,13 +110,11 @@ class AsyncMinioManagerClient:
                     raise connection_error(exc, attempt) from None
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
-            if last.status_code != PENDING and not should_retry_status(last.status_code):
+            if not should_retry_status(last.status_code):
                 return parse_answer(last)
             if attempt < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt, last.headers.get("retry-after")))
         assert last is not None
-        if last.status_code == PENDING:
-            raise _pending_error(self.retry.attempts)
         return parse_answer(last)
 
     async def _get(self, path: str, parse: Callable[[Any], T], **params: Any) -> T:
@@ -227,13 +218,11 @@ class MinioManagerClient:
                     raise connection_error(exc, attempt) from None
                 time.sleep(self.retry.delay(attempt))
                 continue
-            if last.status_code != PENDING and not should_retry_status(last.status_code):
+            if not should_retry_status(last.status_code):
                 return parse_answer(last)
             if attempt < self.retry.attempts:
                 time.sleep(self.retry.delay(attempt, last.headers.get("retry-after")))
         assert last is not None
-        if last.status_code == PENDING:
-            raise _pending_error(self.retry.attempts)
         return parse_answer(last)
 
     def _get(self, path: str, parse: Callable[[Any], T], **params: Any) -> T:
