@@ -2,7 +2,8 @@
 
     mms-import                          report what would be imported; writes nothing
     mms-import --apply                  migrate the database, record the shares, mark users
-                                        managed, render policies, delete shadow leftovers
+                                        managed, render policies through the outbox, delete
+                                        shadow leftovers
     mms-import --apply --rotate-short-secrets
                                         … and give every user holding a short reference
                                         secret a new one (they fetch it with GET /credentials/)
@@ -31,7 +32,8 @@ from minio_manager.takeover.importer import ImportOptions, ImportReport, Referen
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
-"""--apply finished, but some principal could not be rendered or some secret rotated."""
+"""--apply finished, but some principal is still pending (the reconciler renders it) or some
+secret was not rotated."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -148,7 +150,7 @@ def render_text(report: ImportReport) -> str:
             f" {rendered['groups']} groups; errors: {len(rendered['errors'])}"
         )
         for error in rendered["errors"]:
-            lines.append(f"  render failed: {error}")
+            lines.append(f"  pending: {error}")
     return "\n".join(lines)
 
 

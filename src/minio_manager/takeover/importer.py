@@ -4,9 +4,10 @@ The reference kept shares only inside MinIO policy text. This reads every attach
 group policy (and the reference's ``-shadow-`` leftovers), turns what lies beyond each
 principal's template into share records (``takeover/interpret.py``), and — with ``apply`` —
 records them, marks the reference's users as managed, renders every imported principal's
-policies from the records, removes the shadow leftovers and, if asked, rotates the short
-secrets the reference issued. Without ``apply`` it writes nothing at all (not even the schema
-migration), so a dry run is safe against a live reference deployment.
+policies from the records through the policy outbox (as every other change does), removes
+the shadow leftovers and, if asked, rotates the short secrets the reference issued. Without
+``apply`` it writes nothing at all (not even the schema migration), so a dry run is safe
+against a live reference deployment.
 
 Running it again finds what it recorded the first time and adds nothing. Secrets are never
 read into this process: their length is measured inside PostgreSQL.
@@ -40,6 +41,7 @@ from minio_manager.governance.layout import (
 from minio_manager.governance.policies import is_overflow_name
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.objectstore.port import StoreGroup, StoreUser
+from minio_manager.provisioning import outbox
 from minio_manager.services import Services
 from minio_manager.takeover.interpret import (
     GROUP,
@@ -385,8 +387,10 @@ class ReferenceImporter:
         return report, users, groups
 
     # -- writing ----------------------------------------------------------------------------
-    async def _record(self, report: ImportReport) -> None:
-        """Share rows, their audit rows and the managed marks: one transaction."""
+    async def _record(self, report: ImportReport, targets: Sequence[tuple[str, str]]) -> None:
+        """Share rows, their audit rows, the managed marks and an outbox bump of every
+        principal to render: one transaction, so a crash after it leaves the rendering to the
+        reconciler instead of losing it."""
         async with transaction(self._services.engine) as conn:
             new: list[ImportedShare] = []
             for share in report.new_shares:
@@ -419,6 +423,7 @@ class ReferenceImporter:
                         },
                     )
             report.new_shares = new
+            await outbox.bump(conn, targets)
             report.managed_table = await _table_exists(conn, "managed_users")
             if report.managed_table and report.managed_candidates:
                 marked = await conn.execute(
@@ -445,38 +450,34 @@ class ReferenceImporter:
                 },
             )
 
-    async def _render(
-        self, report: ImportReport, users: Sequence[StoreUser], groups: Sequence[StoreGroup]
-    ) -> None:
-        """Render every imported principal from its records (templates + shares)."""
+    @staticmethod
+    def _render_targets(
+        report: ImportReport, users: Sequence[StoreUser], groups: Sequence[StoreGroup]
+    ) -> list[tuple[str, str]]:
+        """Every imported principal present in the store: the reference's users, every share
+        target, every group."""
         present_users = {u.name for u in users}
         present_groups = {g.name for g in groups}
-        wanted_users = set(report.managed_candidates) & present_users
+        wanted_users = set(report.managed_candidates)
         wanted_users |= {s.target_name for s in report.shares if s.target_type == USER}
         wanted_groups = present_groups | {
             s.target_name for s in report.shares if s.target_type == GROUP
         }
+        targets = [(USER, u) for u in sorted(wanted_users & present_users)]
+        return targets + [(GROUP, g) for g in sorted(wanted_groups & present_groups)]
 
-        async def one(kind: str, name: str) -> str | None:
-            try:
-                if kind == USER:
-                    await self._services.policies.sync_user(name)
-                else:
-                    await self._services.policies.sync_group(name)
-            except ServiceError as exc:
-                return f"{kind} {name}: {exc.message}"
-            except ObjectStoreRejected as exc:
-                return f"{kind} {name}: the object store refused ({exc.code})"
-            return None
-
-        calls = [partial(one, USER, u) for u in sorted(wanted_users & present_users)]
-        calls += [partial(one, GROUP, g) for g in sorted(wanted_groups & present_groups)]
-        errors = [e for e in await _bounded(calls) if e is not None]
-        report.render_errors = errors
-        report.users_rendered = len(wanted_users & present_users)
-        report.groups_rendered = len(wanted_groups & present_groups)
-        report.users_rendered -= sum(1 for e in errors if e.startswith(f"{USER} "))
-        report.groups_rendered -= sum(1 for e in errors if e.startswith(f"{GROUP} "))
+    async def _render(self, report: ImportReport, targets: Sequence[tuple[str, str]]) -> None:
+        """Converge every imported principal (their outbox rows were bumped with the records);
+        a principal that cannot be rendered now stays pending for the service's reconciler."""
+        pending = await self._services.enforcer.enforce(targets)
+        report.render_errors = [
+            f"{kind} {name}: not rendered yet; left pending for the service's reconciler"
+            for kind, name in pending
+        ]
+        report.users_rendered = sum(1 for kind, _ in targets if kind == USER)
+        report.groups_rendered = len(targets) - report.users_rendered
+        report.users_rendered -= sum(1 for kind, _ in pending if kind == USER)
+        report.groups_rendered -= sum(1 for kind, _ in pending if kind == GROUP)
 
     async def _drop_shadows(self, report: ImportReport) -> None:
         """Shadow copies are detached by rendering; delete them (MinIO refuses attached ones)."""
@@ -502,8 +503,9 @@ class ReferenceImporter:
             async with transaction(self._services.engine) as conn:
                 report.managed_table = await _table_exists(conn, "managed_users")
             return report
-        await self._record(report)
-        await self._render(report, users, groups)
+        targets = self._render_targets(report, users, groups)
+        await self._record(report, targets)
+        await self._render(report, targets)
         await self._drop_shadows(report)
         if self._options.rotate_short_secrets:
             await self._rotate(report)
