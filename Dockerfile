@@ -26,8 +26,11 @@ COPY alembic.ini ./
 COPY scripts ./scripts
 RUN uv sync --locked --no-dev --no-editable
 
-RUN useradd --system --uid 10001 --no-create-home mms
-USER mms
+# Runs as a fixed non-root uid/gid (numeric, so Kubernetes' runAsNonRoot can verify it); the
+# image needs no writable path besides /tmp, so it runs with a read-only root filesystem.
+RUN groupadd --system --gid 10001 mms \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin mms
+USER 10001:10001
 
 EXPOSE 8000
 # Migrations run at start-up from /app/alembic.ini (MMS_ALEMBIC_INI: the package itself is

@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts clients/python/src e2e
 
-.PHONY: install stack dev test e2e lint fmt bench down
+.PHONY: install stack dev test test-faults fuzz e2e lint fmt bench chaos chaos-short down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -35,6 +35,16 @@ test: install stack
 e2e: install stack
 	scripts/e2e_tools.sh all
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest e2e -q -s -p no:cacheprovider
+# schemathesis (--checks all) over every operation, as an admin and as a user, against a service
+# of its own (database mms_fuzz, Redis db 14) on the real stack; see scripts/fuzz.py.
+# FUZZ_EXAMPLES (per operation) and FUZZ_SEED may be set.
+fuzz: install stack
+	eval "$$(scripts/stack.sh env)" && $(UV) run python scripts/fuzz.py
+# Only the kill -9 tests (also part of `make test`): MinIO, PostgreSQL and Redis SIGKILLed with
+# changes in flight (tests/integration/test_kill9.py), on private dependencies of their own.
+# Needs root (PostgreSQL runs as the `postgres` user) and the cached MinIO build.
+test-faults: install stack
+	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q -m faults tests/integration/test_kill9.py
 
 lint: install
 	$(UV) run ruff check $(SRC_DIRS) && $(UV) run ruff format --check $(SRC_DIRS) && $(UV) run mypy
@@ -44,8 +54,21 @@ fmt: install
 	$(UV) run ruff format $(SRC_DIRS)
 
 bench: install stack
-	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing; do \
+	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing ceiling storm; do \
 		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
+
+# Chaos benchmark (bench/chaos.py): three replicas behind nginx, 64 clients, each dependency and
+# one replica SIGKILLed and restarted in turn on a private stack. CHAOS_SECONDS sets the length.
+CHAOS_SECONDS ?= 600
+chaos: install stack
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(UV) run python bench/chaos.py
+
+chaos-short: install stack
+	CHAOS_SECONDS=120 $(UV) run python bench/chaos.py
 
 down:
 	scripts/stack.sh down
+
+# Helm chart: lint, render (default and production-like values), schema-validate offline.
+check-chart: install
+	scripts/check_chart.sh

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,9 @@ from tests.support.processes import service_process  # noqa: E402
 from tests.support.stack import recreate_database, stack_env  # noqa: E402
 
 BENCH_DB = "mms_bench"
+# One client for seeding the stand-in: a new client per user built an SSL context each time
+# (seconds per hundred users on a loaded machine).
+_STUB_CLIENT = httpx.Client(timeout=10)
 
 
 @dataclass
@@ -37,10 +40,9 @@ class Service:
     pid: int
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Peak RSS of the service process (the largest worker when uvicorn runs several)."""
+        peaks = [_peak_rss_mib(pid) for pid in (self.pid, *_children(self.pid))]
+        return max(peaks, default=float("nan"))
 
     def add_user(self, name: str, *, admin: bool = False) -> str:
         token = f"bench-{name}-{secrets.token_hex(8)}"
@@ -52,12 +54,40 @@ class Service:
             "customroles": roles,
             "tokens": [{"token": token, "expires_in_ms": 86_400_000}],
         }
-        httpx.post(self.kbase_url + "_stub/users", json=body, timeout=10).raise_for_status()
+        _STUB_CLIENT.post(self.kbase_url + "_stub/users", json=body).raise_for_status()
         return token
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def _peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 @contextmanager
-def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
+def running_service(
+    extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> Iterator[Service]:
+    with running_services(1, extra_env, workers=workers) as services:
+        yield services[0]
+
+
+@contextmanager
+def running_services(
+    count: int, extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> Iterator[list[Service]]:
+    """``count`` replicas sharing one bench database, Redis database and KBase stand-in."""
     env = {**os.environ, **stack_env()}
     asyncio.run(recreate_database(env, BENCH_DB))
     stub = subprocess.Popen(
@@ -76,10 +106,18 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[Service
         **(extra_env or {}),
     )
     pids: list[int] = []
-    log_path = Path(tempfile.mkdtemp(prefix="mms-bench-")) / "service.log"
+    log_dir = Path(tempfile.mkdtemp(prefix="mms-bench-"))
     try:
-        with service_process(env, log_path, on_start=pids.append) as url:
-            yield Service(url=url, kbase_url=kbase_url, pid=pids[0])
+        with ExitStack() as stack:
+            services = []
+            for n in range(count):
+                url = stack.enter_context(
+                    service_process(
+                        env, log_dir / f"service-{n}.log", on_start=pids.append, workers=workers
+                    )
+                )
+                services.append(Service(url=url, kbase_url=kbase_url, pid=pids[-1]))
+            yield services
     finally:
         stub.terminate()
         stub.wait(10)

@@ -296,6 +296,10 @@ class KBaseStubServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False  # do not wait for slow or keep-alive handler threads on close
+    # socketserver's default listen backlog is 5: a login storm opening dozens of connections
+    # at once overflowed it, dropped SYNs and turned a healthy stand-in into connect timeouts
+    # (the real KBase sits behind a proper server). Issue 12.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], state: StubState, verbose: bool = False):
         self.state = state

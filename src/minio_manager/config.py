@@ -7,7 +7,7 @@ value). Secrets are ``SecretStr`` so that they do not leak through ``repr`` or l
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
     service_root_path: str = ""
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "text"
 
     # Tunables (not in the reference): documented in docs/configuration.md.
     credential_lock_wait_seconds: float = Field(default=30.0, gt=0)
@@ -62,8 +63,22 @@ class Settings(BaseSettings):
     minio_timeout_seconds: float = Field(default=30.0, gt=0)
     minio_max_connections: int = Field(default=64, gt=0)
     db_pool_size: int = Field(default=20, gt=0)
+    # Connections of the hot path's own asyncpg pool (opened on demand, see credentials/hot.py).
+    hot_pool_size: int = Field(default=8, gt=0)
+    # Admission (issue 12): at most this many provisionings (first logins, admin creates)
+    # run at once per replica; the rest queue in arrival order for up to the queue wait.
+    provision_concurrency: int = Field(default=8, gt=0)
+    provision_queue_wait_seconds: float = Field(default=300.0, gt=0)
+    # How long a caller waits for a pooled connection (PostgreSQL, Redis, KBase, MinIO)
+    # before it is told "busy" (429); never reported as the dependency being down.
+    pool_wait_seconds: float = Field(default=30.0, gt=0)
+    auth_max_connections: int = Field(default=64, gt=0)
+    redis_max_connections: int = Field(default=0, ge=0)
+    """0: derived from the admission bound (``redis_pool_size``)."""
     policy_max_bytes: int = Field(default=20_480, gt=1024)
     group_cache_seconds: float = Field(default=5.0, ge=0)
+    # Every accepted body is a few KiB; larger ones are refused (413) before they are read.
+    max_request_body_bytes: int = Field(default=65_536, ge=1024)
     # Outbox: how long a request waits for a principal's advisory lock before answering
     # 202 (pending) — below the database command timeout (30 s) —, and how often the
     # reconciler looks for due rows.
@@ -84,6 +99,12 @@ class Settings(BaseSettings):
             tenant_general_prefix=self.cdm_default_tenant_general_warehouse_prefix.strip("/"),
             tenant_sql_prefix=self.cdm_default_tenant_sql_warehouse_prefix.strip("/"),
         )
+
+    @property
+    def redis_pool_size(self) -> int:
+        """Redis connections: a provisioning holds at most two lock commands at once (its
+        credential lock and a policy lock), plus room for every other endpoint's locks."""
+        return self.redis_max_connections or 2 * self.provision_concurrency + 32
 
     @property
     def database_dsn(self) -> str:

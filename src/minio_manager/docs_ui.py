@@ -32,7 +32,9 @@ def install_docs(app: FastAPI, root_path: str = "") -> None:
             swagger_js_url=f"{prefix}{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{prefix}{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{prefix}{ASSETS_URL}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+            # Off: Swagger UI would keep the pasted KBase token in localStorage, where it
+            # outlives the tab and is readable by any script of this origin.
+            swagger_ui_parameters={"persistAuthorization": False},
         )
 
     @app.get("/redoc", include_in_schema=False)

@@ -90,6 +90,12 @@ class RequestValidationFailed(ServiceError):
     code, error_type, status = 30010, "validation_error", 422
 
 
+class RequestTooLarge(ServiceError):
+    """The body passed the size cap (``MAX_REQUEST_BODY_BYTES``); answered before auth."""
+
+    code, error_type, status = 30030, "request_too_large", 413
+
+
 class TenantBadRequest(ServiceError):
     code, error_type, status = 40010, "tenant_bad_request", 400
 
@@ -118,6 +124,17 @@ class DatabaseUnavailable(ServiceError):
 
 class LockServiceUnavailable(ServiceError):
     code, error_type, status = 50030, "lock_service_unavailable", 503
+
+
+class ServiceBusy(ServiceError):
+    """Every slot of a bounded queue or connection pool stayed taken for its whole wait.
+
+    The dependency behind it is up (it is serving the requests ahead of this one), so this is
+    not a 503 outage: 429 with ``Retry-After`` tells the caller to come back shortly.
+    """
+
+    code, error_type, status = 50040, "service_busy", 429
+    retry_after_seconds = 5
 
 
 class InternalError(ServiceError):

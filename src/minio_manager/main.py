@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from minio_manager.audit.router import router as audit_router
 from minio_manager.auth.deps import bearer_token
@@ -31,14 +30,20 @@ from minio_manager.errors import (
     NotFound,
     ObjectStoreRefused,
     RequestValidationFailed,
+    ServiceBusy,
     ServiceError,
     error_body,
 )
 from minio_manager.health.router import router as health_router
+from minio_manager.limits import BodySizeLimit
 from minio_manager.management.policies_router import outbox_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
 from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.observability import http as observability
+from minio_manager.observability.logging import configure_logging
+from minio_manager.openapi import ErrorEnvelope, allowed_methods, install_openapi
+from minio_manager.params import domain_error_for_path
 from minio_manager.request_context import request_id_var
 from minio_manager.services import build_services
 from minio_manager.sharing.router import router as sharing_router
@@ -47,16 +52,7 @@ from minio_manager.workspaces.router import router as workspaces_router
 
 log = logging.getLogger("minio_manager")
 
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # httpx logs full URLs at INFO; the admin API's query strings hold no secrets, but keep
-    # transport chatter out of the service log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+__all__ = ["ErrorEnvelope", "create_app"]
 
 
 async def _startup_checks(settings: Settings, app: FastAPI) -> None:
@@ -81,7 +77,6 @@ async def _startup_checks(settings: Settings, app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    configure_logging(settings.log_level)
     await upgrade_to_head(settings)
     app.state.services = build_services(settings)
     install_checkpoints_from_env()
@@ -95,7 +90,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _envelope(error: ServiceError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status)
+    response = JSONResponse(error_body(error), status_code=error.status)
+    if isinstance(error, ServiceBusy):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -112,26 +110,6 @@ def _needs_auth(request: Request) -> bool:
     return not request.url.path.rstrip("/").endswith("/health")
 
 
-class ErrorEnvelope(BaseModel):
-    """The one error body of every failure (SPEC §4)."""
-
-    error: int
-    error_type: str
-    message: str
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in (
-        (401, "No, malformed or rejected token (10010, 10030, 10020)"),
-        (403, "Missing role or not allowed (10040, 20042, 40020)"),
-        (404, "Not found (20031, 20041, 40030, 40400)"),
-        (422, "Invalid request (30010)"),
-        (503, "A dependency is unavailable (20050, 50010, 50020, 50030)"),
-    )
-}
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -146,6 +124,14 @@ def _install_error_handlers(app: FastAPI) -> None:
                 bearer_token(request)
             except ServiceError as auth_error:
                 return _envelope(auth_error)
+        # A name in the path is checked first and answered with its domain code (400), as the
+        # service always has; the OpenAPI declares the rule (minio_manager.params).
+        for err in exc.errors():
+            loc = err.get("loc", ())
+            if len(loc) == 2 and loc[0] == "path":
+                domain = domain_error_for_path(str(loc[1]), err.get("input"))
+                if domain is not None:
+                    return _envelope(domain)
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
@@ -153,14 +139,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _envelope(RequestValidationFailed("invalid request: " + "; ".join(parts)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return _envelope(NotFound("no such endpoint"))
         error = ServiceError(str(exc.detail))
         error.status = exc.status_code
         error.code = 40000 + exc.status_code
         error.error_type = "http_error"
-        return _envelope(error)
+        response = _envelope(error)
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; RFC 9110 wants every
+            # method the path serves.
+            allowed = allowed_methods(app, request.scope)
+            response.headers["Allow"] = ", ".join(allowed) or (exc.headers or {}).get("Allow", "")
+        return response
 
     @app.exception_handler(ObjectStoreRejected)
     async def store_rejected(_: Request, exc: ObjectStoreRejected) -> JSONResponse:
@@ -178,9 +170,58 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _envelope(InternalError("internal error; see the service log"))
 
 
+class RequestIdMiddleware:
+    """Request id in, ``X-Request-ID`` out, and the envelope for anything unhandled.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs every request in an extra task and re-streams the response through memory streams,
+    which was a large share of the hot path's CPU (issue 12); this costs one header append.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id_from(scope)
+        header = (b"x-request-id", rid.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = request_id_var.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Logged once, here, with the request id; the client gets the envelope and the id.
+            log.error("unhandled %s (request %s)", type(exc).__name__, rid, exc_info=exc)
+            if started:
+                raise
+            response = _envelope(InternalError(f"internal error; request id {rid}"))
+            await response(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            return _clean_request_id(value.decode("latin-1"))
+    return _clean_request_id(None)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
+    # Before uvicorn's own start-up lines, so that a JSON deployment has JSON lines only.
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="MinIO Manager Service",
         version="0.1.0",
@@ -192,28 +233,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.service_root_path,
         docs_url=None,
         redoc_url=None,
-        responses=ERROR_RESPONSES,
     )
     install_docs(app, settings.service_root_path)
     app.state.settings = settings
     _install_error_handlers(app)
+    observability.install(app)  # inside the request-id middleware below: its lines carry the id
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = _clean_request_id(request.headers.get("x-request-id"))
-        token = request_id_var.set(rid)
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            # Logged once, here, with the request id; the client gets the envelope and the id.
-            log.error("unhandled %s (request %s)", type(exc).__name__, rid, exc_info=exc)
-            response = _envelope(InternalError(f"internal error; request id {rid}"))
-        finally:
-            request_id_var.reset(token)
-        response.headers["X-Request-ID"] = rid
-        return response
+    app.add_middleware(RequestIdMiddleware)
+
+    # Added last, so outermost: an oversized body is refused before any other layer runs.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     for router in (
         health_router,
@@ -227,6 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         management_router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from minio_manager.admission import BusyAwareRedisPool, FairGate
 from minio_manager.auth.kbase import KBaseAuthClient, KBaseUser
 from minio_manager.config import Settings
+from minio_manager.credentials.hot import HotCredentialReader
 from minio_manager.credentials.service import CredentialService
 from minio_manager.db.engine import create_engine, transaction
 from minio_manager.governance.layout import Layout
@@ -16,6 +21,14 @@ from minio_manager.locks import LockManager
 from minio_manager.management.service import ManagementService
 from minio_manager.objectstore.minio import MinioStore
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.observability.instrument import (
+    instrument_engine,
+    instrument_http_client,
+    instrument_redis,
+    kbase_operation,
+    object_store_operation,
+)
+from minio_manager.observability.logging import log_governance_on_commit
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.membership import GroupMembership
@@ -49,20 +62,45 @@ class Services:
     workspaces: WorkspaceService
     sharing: SharingService
     regenerator: PolicyRegenerator
+    hot_credentials: HotCredentialReader
 
     async def close(self) -> None:
         await self.reconciler.stop()
+        await self.hot_credentials.close()
         await self.auth.close()
         await self.store.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
 
+def _instrument(
+    engine: AsyncEngine, redis: Redis, minio: MinioStore, auth: KBaseAuthClient
+) -> None:
+    """Metrics at the wire of each dependency, and a log line per committed audit row."""
+    instrument_engine(engine)
+    instrument_redis(redis)
+    instrument_http_client(minio.http, "object_store", object_store_operation)
+    instrument_http_client(auth.http, "kbase", kbase_operation)
+    log_governance_on_commit(engine)
+
+
 def build_services(settings: Settings) -> Services:
     layout = settings.layout
     engine = create_engine(settings)
-    redis = Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+    # After a Redis restart every pooled connection is dead, and its first command fails. One
+    # quick retry on a fresh connection keeps that from failing a lock *release* (the lock
+    # would then stay held until it expires, blocking the user or group for minutes).
+    redis = Redis.from_pool(
+        BusyAwareRedisPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_pool_size,
+            timeout=settings.pool_wait_seconds,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError],
+        )
     )
     minio = MinioStore(
         settings.minio_endpoint,
@@ -71,6 +109,7 @@ def build_services(settings: Settings) -> Services:
         timeout_seconds=settings.minio_timeout_seconds,
         max_connections=settings.minio_max_connections,
         policy_max_bytes=settings.policy_max_bytes,
+        pool_wait_seconds=settings.pool_wait_seconds,
     )
     # Everyone uses the tracking view, so every membership change invalidates the cache.
     membership = GroupMembership(minio, ttl_seconds=settings.group_cache_seconds)
@@ -84,6 +123,9 @@ def build_services(settings: Settings) -> Services:
         settings.kbase_auth_url,
         timeout_seconds=settings.auth_timeout_seconds,
         max_entries=settings.auth_cache_max_entries,
+        max_connections=settings.auth_max_connections,
+        pool_wait_seconds=settings.pool_wait_seconds,
+        lookup_queue_seconds=settings.provision_queue_wait_seconds,
         on_lookup=capture_profile,
     )
     locks = LockManager(redis)
@@ -93,7 +135,12 @@ def build_services(settings: Settings) -> Services:
     enforcer = Enforcer(engine, store, policies, wait_seconds=settings.enforce_lock_wait_seconds)
     reconciler = Reconciler(engine, enforcer, interval_seconds=settings.reconcile_interval_seconds)
     groups = GroupProvisioner(store, layout, policies)
-    users = UserProvisioner(store, layout, policies, groups)
+    admission = FairGate(
+        settings.provision_concurrency,
+        wait_seconds=settings.provision_queue_wait_seconds,
+        what="first logins",
+    )
+    users = UserProvisioner(store, layout, policies, groups, admission=admission)
     credentials = CredentialService(
         engine,
         store,
@@ -103,6 +150,7 @@ def build_services(settings: Settings) -> Services:
         lock_wait_seconds=settings.credential_lock_wait_seconds,
         lock_expiry_seconds=settings.credential_lock_expiry_seconds,
     )
+    _instrument(engine, redis, minio, auth)
     return Services(
         settings=settings,
         layout=layout,
@@ -155,4 +203,5 @@ def build_services(settings: Settings) -> Services:
             enforcer=enforcer,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
+        hot_credentials=HotCredentialReader(settings),
     )

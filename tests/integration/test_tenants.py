@@ -617,12 +617,18 @@ async def test_steward_status_of_a_removed_member_is_checked_under_the_lock(
 
 # -- the membership cache ------------------------------------------------------------------------
 async def test_tenant_listing_is_served_from_the_cache(
-    client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tenant = await create_group(client, admin)
     user = kbase.add_user()
     await issue(client, user)
-    services.membership.invalidate()  # a fresh fill: no entry is near refresh-ahead age
+    # A lifetime no loaded machine can cross: a slow first fill must not reach refresh-ahead age.
+    monkeypatch.setattr(services.membership, "_ttl", 600.0)
+    services.membership.invalidate()
     await client.get("/tenants", headers=user.headers)
     before = services.membership.fetches
     for _ in range(3):

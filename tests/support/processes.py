@@ -24,31 +24,42 @@ def free_port() -> int:
 
 @contextmanager
 def service_process(
-    env: dict[str, str], log_path: Path, on_start: Callable[[int], None] | None = None
+    env: dict[str, str],
+    log_path: Path,
+    on_start: Callable[[int], None] | None = None,
+    port: int | None = None,
+    *,
+    workers: int = 1,
+    app_factory: str = "minio_manager.main:create_app",
 ) -> Iterator[str]:
-    """Run ``uvicorn`` on a free port with ``env``; yield its base URL once healthy.
+    """Run ``uvicorn`` on ``port`` (default: a free one) with ``env``; yield its base URL once
+    healthy.
 
-    ``on_start`` receives the process id (benchmarks read its peak memory).
+    ``on_start`` receives the process id (benchmarks read its peak memory; the chaos benchmark
+    SIGKILLs it and starts a replica again on the same ``port``, behind the same proxy); with
+    ``workers`` > 1 that is uvicorn's supervisor, whose children are the workers.
+    ``app_factory`` lets a benchmark serve another app the same way (it needs ``/health``).
     """
-    port = free_port()
+    port = port or free_port()
     full_env = {
         **os.environ,
         **env,
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
     }
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
                 "--factory",
-                "minio_manager.main:create_app",
+                app_factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--no-access-log",
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             env=full_env,
             cwd=REPO,

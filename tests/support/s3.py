@@ -58,3 +58,47 @@ class S3User:
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         result = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix)
         return [o["Key"] for o in result.get("Contents", [])]
+
+
+async def failing_pairs(
+    endpoint: str, bucket: str, homes: dict[str, tuple[str, str, str]], concurrency: int = 32
+) -> list[str]:
+    """Users whose pair cannot write and read back an object under their own home.
+
+    ``homes`` maps user → (access key, secret key, home key prefix). Requests are signed with
+    the service's own SigV4 helper and sent with one pooled async client: cheap enough to check
+    every pair of a storm (boto3 clients cost ~50 ms each to build), while ``S3User`` above
+    checks a sample through an independent client.
+    """
+    import asyncio
+
+    import httpx
+
+    from minio_manager.objectstore.signing import signed_headers
+
+    slots = asyncio.Semaphore(concurrency)
+    base = endpoint.rstrip("/")
+
+    async def works(client: httpx.AsyncClient, access: str, secret: str, prefix: str) -> bool:
+        url = f"{base}/{bucket}/{prefix}/storm-check.txt"
+        body = access.encode()
+        async with slots:
+            put = await client.put(
+                url,
+                content=body,
+                headers=signed_headers(
+                    method="PUT", url=url, body=body, access_key=access, secret_key=secret
+                ),
+            )
+            got = await client.get(
+                url,
+                headers=signed_headers(
+                    method="GET", url=url, body=b"", access_key=access, secret_key=secret
+                ),
+            )
+        return put.status_code == 200 and got.status_code == 200 and got.content == body
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        users = list(homes)
+        results = await asyncio.gather(*(works(client, *homes[u]) for u in users))
+    return [u for u, ok in zip(users, results, strict=True) if not ok]

@@ -15,6 +15,8 @@ router = APIRouter(prefix="/management", tags=["management"])
 
 MAX_PAGE_SIZE = 500
 MAX_PAGE = 1_000_000  # keeps the SQL offset far from 64-bit overflow
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL; declared so the OpenAPI says what is refused (422)."""
 
 
 class AuditEntry(BaseModel):
@@ -43,9 +45,9 @@ async def list_audit(
     services: ServicesDep,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    target: Annotated[str | None, Query(max_length=2048)] = None,
+    actor: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    target: Annotated[str | None, Query(max_length=2048, pattern=NO_NUL)] = None,
 ) -> AuditPageResponse:
     """Page through the audit log; ``actor``, ``action`` and ``target`` filter exactly."""
     result = await page_entries(

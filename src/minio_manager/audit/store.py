@@ -8,6 +8,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from minio_manager.db.tables import audit_log
+from minio_manager.observability.logging import note_governance_change
 from minio_manager.request_context import current_request_id
 
 SECRET_MARKERS = ("secret", "password", "token", "encryption")
@@ -29,14 +30,19 @@ async def record(
     target: str,
     details: dict[str, Any] | None = None,
 ) -> None:
+    scrubbed = _scrub(details or {})
     await conn.execute(
         insert(audit_log).values(
             actor=actor,
             action=action,
             target=target,
-            details=_scrub(details or {}),
+            details=scrubbed,
             request_id=current_request_id(),
         )
+    )
+    note_governance_change(
+        conn,
+        {"event": "audit", "actor": actor, "action": action, "target": target, "details": scrubbed},
     )
 
 

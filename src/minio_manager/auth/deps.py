@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from minio_manager.errors import InvalidAuthHeader, MissingRole, MissingToken
+from minio_manager.request_context import set_current_user
 from minio_manager.services import Services
 
 # A token is one run of visible ASCII; anything else cannot be a KBase token (and would not
@@ -33,7 +34,9 @@ bearer_scheme = HTTPBearer(auto_error=False, description="KBase token")
 BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hop on every request for what is an attribute read (issue 12 profile of the hot path).
     services: Services = request.app.state.services
     return services
 
@@ -60,6 +63,7 @@ async def get_caller(request: Request, services: ServicesDep, _doc: BearerDoc) -
     if missing:
         raise MissingRole(f"missing required role(s): {', '.join(missing)}")
     is_admin = any(r in user.custom_roles for r in settings.kbase_admin_roles)
+    set_current_user(user.username)
     return Caller(username=user.username, is_admin=is_admin, token=token)
 
 

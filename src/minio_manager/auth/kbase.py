@@ -3,7 +3,8 @@
 Protocol facts (see docs/kbase-auth.md): the raw token goes in ``Authorization`` with no
 scheme; only appcode 10020 (and a disabled account) means "this token is bad"; a 5xx, a
 timeout, a refused connection or a non-JSON answer means the service is unavailable, which
-we report as 503 rather than blaming the caller's token.
+we report as 503 rather than blaming the caller's token. A wait for one of our own pooled
+connections that runs out is ``ServiceBusy`` (429): KBase is up, we are queueing.
 
 Cache: keyed by SHA-256 of the token (never the raw token), kept for
 ``min(cachefor, expires - now)`` (both milliseconds), failures never cached. Concurrent misses
@@ -23,7 +24,9 @@ from typing import Any
 
 import httpx
 
-from minio_manager.errors import AuthServiceUnavailable, InvalidToken
+from minio_manager.admission import FairGate
+from minio_manager.errors import AuthServiceUnavailable, InvalidToken, ServiceBusy
+from minio_manager.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,26 @@ class KBaseAuthClient:
         *,
         timeout_seconds: float = 10.0,
         max_entries: int = 10_000,
+        max_connections: int = 64,
+        pool_wait_seconds: float = 30.0,
+        lookup_queue_seconds: float = 300.0,
         on_lookup: Callable[[KBaseUser], Awaitable[None]] | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + "/"
         self._client = httpx.AsyncClient(
-            timeout=timeout_seconds,
+            # The pool wait is separate from the request timeout: a storm of cache misses
+            # queues for a connection (busy) without that queueing counting as KBase's delay.
+            timeout=httpx.Timeout(timeout_seconds, pool=pool_wait_seconds),
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        # A lookup is two requests at once: at most half the pool's connections' worth of
+        # lookups run, the rest queue in arrival order (a storm waits its turn instead of
+        # timing out in the connection pool or opening hundreds of connections at once).
+        self._lookups = FairGate(
+            max(1, max_connections // 2), wait_seconds=lookup_queue_seconds, what="auth lookups"
         )
         self._cache: OrderedDict[str, tuple[KBaseUser, float]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[KBaseUser]] = {}
@@ -66,6 +82,11 @@ class KBaseAuthClient:
         self._names: dict[str, tuple[str | None, float]] = {}
         self.on_lookup = on_lookup
         self.lookups = 0  # round trips to /me, for tests and benchmarks
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client (observability attaches its timing transport to it)."""
+        return self._client
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -75,6 +96,10 @@ class KBaseAuthClient:
         headers = {"Authorization": token} if token is not None else {}
         try:
             response = await self._client.get(self._base + path, headers=headers, params=params)
+        except httpx.PoolTimeout:
+            # Our own connection pool stayed full: KBase is answering the calls ahead of us.
+            log.warning("KBase auth: no pooled connection came free in time")
+            raise ServiceBusy("too many auth lookups in progress; try again shortly") from None
         except httpx.HTTPError as exc:
             log.warning("KBase auth unreachable: %s", type(exc).__name__)
             raise AuthServiceUnavailable("the KBase auth service is unreachable") from None
@@ -108,8 +133,10 @@ class KBaseAuthClient:
             user, valid_until = cached
             if time.monotonic() < valid_until:
                 self._cache.move_to_end(key)
+                metrics.cache_lookup("auth", hit=True)
                 return user
             self._cache.pop(key, None)
+        metrics.cache_lookup("auth", hit=False)
         task = self._inflight.get(key)
         if task is None:
             # A task of its own: a caller that disconnects (is cancelled) does not cancel the
@@ -126,10 +153,11 @@ class KBaseAuthClient:
             task.exception()  # retrieved here, so an unawaited failure is not reported twice
 
     async def _lookup(self, key: str, token: str) -> KBaseUser:
-        self.lookups += 1
-        token_info, me = await asyncio.gather(
-            self._get("api/V2/token", token), self._get("api/V2/me", token)
-        )
+        async with self._lookups.slot():
+            self.lookups += 1
+            token_info, me = await asyncio.gather(
+                self._get("api/V2/token", token), self._get("api/V2/me", token)
+            )
         if not isinstance(me, dict) or not isinstance(token_info, dict) or not me.get("user"):
             log.warning("KBase auth answered an unexpected body shape")
             raise AuthServiceUnavailable("the KBase auth service answered unexpectedly")

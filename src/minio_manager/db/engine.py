@@ -1,5 +1,8 @@
 """The async engine, and the translation of "database down" into a 503.
 
+A connection that cannot be had because every pooled one is in use is ``ServiceBusy`` (429);
+only a database that cannot be reached is ``DatabaseUnavailable`` (503).
+
 ``hide_parameters=True`` keeps bound values (secrets, the pgcrypto key) out of every
 exception message SQLAlchemy builds.
 """
@@ -17,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from minio_manager.config import Settings
-from minio_manager.errors import DatabaseUnavailable
+from minio_manager.errors import DatabaseUnavailable, ServiceBusy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,7 +40,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # No pre-ping: it would add a round trip to every request. A connection that went
         # stale (database restart) is retried once by ``read`` and reported as 503 otherwise.
         pool_recycle=1800,
-        pool_timeout=10,
+        # A wait for a pooled connection is bounded by the pool wait and reported as busy
+        # (429), not as the database being down; the pool is sized to the admission bound.
+        pool_timeout=settings.pool_wait_seconds,
         hide_parameters=True,
     )
 
@@ -61,7 +66,7 @@ def is_data_error(exc: BaseException) -> bool:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+    if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError) and (
         exc.connection_invalidated or _sqlstate(exc).startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
@@ -70,12 +75,19 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
 
+def _busy() -> ServiceBusy:
+    log.warning("no database connection came free within the pool wait")
+    return ServiceBusy("too many database operations in progress; try again shortly")
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One transaction; a lost or unreachable database becomes ``DatabaseUnavailable``."""
     try:
         async with engine.begin() as conn:
             yield conn
+    except PoolTimeout:
+        raise _busy() from None
     except Exception as exc:
         if _is_unavailable(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
@@ -106,7 +118,9 @@ async def read(engine: AsyncEngine, query: Callable[[AsyncConnection], Awaitable
                 log.warning("database unavailable: %s", type(exc).__name__)
                 raise DatabaseUnavailable("the database is unavailable") from None
             raise
-        except (OSError, TimeoutError, PoolTimeout) as exc:
+        except PoolTimeout:
+            raise _busy() from None
+        except (OSError, TimeoutError) as exc:
             log.warning("database unavailable: %s", type(exc).__name__)
             raise DatabaseUnavailable("the database is unavailable") from None
     raise DatabaseUnavailable("the database is unavailable")

@@ -18,6 +18,14 @@ from minio_manager.management.schemas import (
     UserManagementResponse,
     UserNamesResponse,
 )
+from minio_manager.params import (
+    NOT_LISTING,
+    DeletableGroupName,
+    GroupName,
+    ManagedUsername,
+    NewGroupName,
+    Username,
+)
 
 router = APIRouter(prefix="/management", tags=["management"])
 
@@ -43,10 +51,12 @@ async def list_users(
 
 
 @router.post(
-    "/users/{username}", response_model=UserManagementResponse, status_code=status.HTTP_201_CREATED
+    f"/users/{{username:{NOT_LISTING}}}",
+    response_model=UserManagementResponse,
+    status_code=status.HTTP_201_CREATED,
 )
 async def create_user(
-    username: str, caller: AdminDep, services: ServicesDep
+    username: ManagedUsername, caller: AdminDep, services: ServicesDep
 ) -> UserManagementResponse:
     """Create (or repair) a user; returns the credentials now in force."""
     return await services.management.create_user(caller, username)
@@ -54,17 +64,19 @@ async def create_user(
 
 @router.post("/users/{username}/rotate-credentials", response_model=UserManagementResponse)
 async def rotate_user_credentials(
-    username: str, caller: AdminDep, services: ServicesDep
+    username: Username, caller: AdminDep, services: ServicesDep
 ) -> UserManagementResponse:
     """Give an existing user a new secret; the old one stops working at once."""
     return await services.management.rotate_user(caller, username)
 
 
 @router.delete(
-    "/users/{username}", response_model=ResourceDeleteResponse, responses=ACCEPTED_RESPONSE
+    f"/users/{{username:{NOT_LISTING}}}",
+    response_model=ResourceDeleteResponse,
+    responses=ACCEPTED_RESPONSE,
 )
 async def delete_user(
-    username: str, caller: AdminDep, services: ServicesDep, response: Response
+    username: ManagedUsername, caller: AdminDep, services: ServicesDep, response: Response
 ) -> ResourceDeleteResponse:
     """Delete a user with their credentials, policies, memberships, stewardships, shares and
     data. 202: deleted, but policies of principals who shared with the user are pending."""
@@ -94,10 +106,12 @@ async def list_group_names(_: CallerDep, services: ServicesDep) -> GroupNamesRes
 
 
 @router.post(
-    "/groups/{group}", response_model=GroupManagementResponse, status_code=status.HTTP_201_CREATED
+    f"/groups/{{group:{NOT_LISTING}}}",
+    response_model=GroupManagementResponse,
+    status_code=status.HTTP_201_CREATED,
 )
 async def create_group(
-    group: str, caller: AdminDep, services: ServicesDep
+    group: NewGroupName, caller: AdminDep, services: ServicesDep
 ) -> GroupManagementResponse:
     """Create group ``g`` and its read-only twin ``g``ro, with policies and storage."""
     return await services.management.create_group(caller, group)
@@ -109,7 +123,11 @@ async def create_group(
     responses=ACCEPTED_RESPONSE,
 )
 async def add_group_member(
-    group: str, username: str, caller: AdminDep, services: ServicesDep, response: Response
+    group: GroupName,
+    username: Username,
+    caller: AdminDep,
+    services: ServicesDep,
+    response: Response,
 ) -> GroupManagementResponse:
     """Add a user to one group (``g`` or ``g``ro)."""
     answer = await services.management.add_member(caller, group, username)
@@ -124,7 +142,11 @@ async def add_group_member(
     responses=ACCEPTED_RESPONSE,
 )
 async def remove_group_member(
-    group: str, username: str, caller: AdminDep, services: ServicesDep, response: Response
+    group: GroupName,
+    username: Username,
+    caller: AdminDep,
+    services: ServicesDep,
+    response: Response,
 ) -> GroupManagementResponse:
     """Remove a user from one group (``g`` or ``g``ro)."""
     answer = await services.management.remove_member(caller, group, username)
@@ -133,9 +155,9 @@ async def remove_group_member(
     return answer
 
 
-@router.delete("/groups/{group}", response_model=ResourceDeleteResponse)
+@router.delete(f"/groups/{{group:{NOT_LISTING}}}", response_model=ResourceDeleteResponse)
 async def delete_group(
-    group: str, caller: AdminDep, services: ServicesDep
+    group: DeletableGroupName, caller: AdminDep, services: ServicesDep
 ) -> ResourceDeleteResponse:
     """Delete ``g`` and ``g``ro after emptying them, with their policies, shares, data and
     tenant metadata."""

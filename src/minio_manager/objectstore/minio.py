@@ -4,8 +4,9 @@ Requests are signed with SigV4 and sent with ``httpx.AsyncClient`` (HTTP keep-al
 independent calls run concurrently on the event loop. The admin payload cipher is CPU-bound
 (Argon2id) and runs in a worker thread so it never stalls other requests.
 
-Errors: a connection failure, timeout or 5xx is ``ObjectStoreUnavailable`` (503); any other
-refusal is ``ObjectStoreRejected`` carrying MinIO's error code, which services translate.
+Errors: a connection failure, timeout or 5xx is ``ObjectStoreUnavailable`` (503); a wait for
+a pooled connection that runs out is ``ServiceBusy`` (429, MinIO is up); any other refusal is
+``ObjectStoreRejected`` carrying MinIO's error code, which services translate.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from minio_manager.errors import ObjectStoreUnavailable
+from minio_manager.errors import ObjectStoreUnavailable, ServiceBusy
 from minio_manager.objectstore.port import StoreGroup, StoreObject, StoreUser
 from minio_manager.objectstore.signing import (
     canonical_query,
@@ -88,6 +89,7 @@ class MinioStore:
         timeout_seconds: float = 30.0,
         max_connections: int = 64,
         policy_max_bytes: int = 20_480,
+        pool_wait_seconds: float = 30.0,
     ) -> None:
         self._base = endpoint.rstrip("/")
         if "://" not in self._base:
@@ -99,11 +101,18 @@ class MinioStore:
         # at once so a burst of first logins cannot balloon memory.
         self._cipher_slots = asyncio.Semaphore(CIPHER_CONCURRENCY)
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
+            timeout=httpx.Timeout(
+                timeout_seconds, connect=min(5.0, timeout_seconds), pool=pool_wait_seconds
+            ),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client (observability attaches its timing transport to it)."""
+        return self._client
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -155,6 +164,12 @@ class MinioStore:
                     log.debug("retrying %s %s after %s", method, path, type(exc).__name__)
                     continue
                 error = exc
+            except httpx.PoolTimeout:
+                # Every pooled connection is busy with calls ahead of this one: MinIO is up.
+                log.warning("object store: no pooled connection came free (%s %s)", method, path)
+                raise ServiceBusy(
+                    "too many object-store operations in progress; try again shortly"
+                ) from None
             except httpx.HTTPError as exc:
                 error = exc
             break

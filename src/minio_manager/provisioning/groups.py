@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
 from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.observability import metrics
 from minio_manager.provisioning.policy_sync import PolicySync
 
 GROUP_README = """Tenant workspace of group {group}.
@@ -17,25 +19,44 @@ Members of {group} can read and write here; members of {group}ro can read.
 """
 
 
+class _Once:
+    """Single-flight of an idempotent setup step: concurrent callers share one run.
+
+    A run that failed (or was cancelled) is started afresh by the next caller; a caller that
+    goes away does not cancel the run others are waiting for.
+    """
+
+    def __init__(self, start: Callable[[], Awaitable[None]]) -> None:
+        self._start = start
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        task = self._task
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._task = asyncio.ensure_future(self._start())
+        await asyncio.shield(task)
+
+
 class GroupProvisioner:
     def __init__(self, store: ObjectStore, layout: Layout, policies: PolicySync) -> None:
         self._store = store
         self._layout = layout
         self._policies = policies
-        self._buckets_ready = False
-        self._global_ready = False
+        self._buckets_ready = _Once(lambda: self._store.ensure_buckets(self._layout.all_buckets))
+        self._global_ready = _Once(lambda: self.ensure_group(GLOBAL_GROUP))
 
     async def ensure_buckets(self) -> None:
         """Create missing buckets once per process (buckets are never deleted by us)."""
-        if not self._buckets_ready:
-            await self._store.ensure_buckets(self._layout.all_buckets)
-            self._buckets_ready = True
+        await self._buckets_ready()
 
     async def ensure_global_groups(self) -> None:
-        """``globalusers`` + ``globalusersro``, created on first use."""
-        if not self._global_ready:
-            await self.ensure_group(GLOBAL_GROUP)
-            self._global_ready = True
+        """``globalusers`` + ``globalusersro``, created once per process.
+
+        Single-flight: on a fresh replica a storm of first logins shares one setup instead of
+        each re-rendering the global group's policy under its one policy lock — that queue
+        of hundreds behind a single principal's lock was the storm's bottleneck (issue 12).
+        """
+        await self._global_ready()
 
     async def ensure_group(self, group: str, members: list[str] | None = None) -> None:
         """Create ``group`` and ``group``ro (idempotent) with policies and markers."""
@@ -50,6 +71,7 @@ class GroupProvisioner:
             self._policies.sync_group(twin),
             self._store.put_objects(self._markers(group)),
         )
+        metrics.provisioned("group")
 
     def _markers(self, group: str) -> list[StoreObject]:
         objects = [StoreObject(b, k) for b, k in self._layout.group_marker_keys(group)]

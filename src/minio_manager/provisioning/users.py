@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 
+from minio_manager.admission import FairGate
 from minio_manager.errors import UserOperationError
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout
 from minio_manager.governance.naming import validate_username
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.observability import metrics
+from minio_manager.provisioning.batching import GroupJoinBatcher
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.policy_sync import PolicySync
 
@@ -34,22 +37,35 @@ class UserProvisioner:
         layout: Layout,
         policies: PolicySync,
         groups: GroupProvisioner,
+        *,
+        admission: FairGate | None = None,
     ) -> None:
         self._store = store
+        self._admission = admission or FairGate(8, wait_seconds=300.0, what="first logins")
+        self._joins = GroupJoinBatcher(store)
         self._layout = layout
         self._policies = policies
         self._groups = groups
 
     async def provision(self, user: str, secret: str) -> None:
-        """Create (or repair) the user with ``secret`` as its secret key."""
+        """Create (or repair) the user with ``secret`` as its secret key.
+
+        Runs inside the replica's admission gate: a login storm queues here in arrival order
+        instead of every first login competing for CPU, pools and MinIO at once (issue 12).
+        Joining ``globalusers`` is an idempotent membership call outside any policy lock,
+        batched with the other logins in flight (``GroupJoinBatcher``); the group itself
+        (and its policy) is set up once per process, not per user.
+        """
         validate_username(user)
-        await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
-        await self.set_secret(user, secret)
-        await asyncio.gather(
-            self._policies.sync_user(user),
-            self._store.add_group_members(GLOBAL_GROUP, [user]),
-            self._store.put_objects(self._markers(user)),
-        )
+        async with self._admission.slot():
+            await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
+            await self.set_secret(user, secret)
+            await asyncio.gather(
+                self._policies.sync_user(user),
+                self._joins.join(GLOBAL_GROUP, user),
+                self._store.put_objects(self._markers(user)),
+            )
+            metrics.provisioned("user")
 
     async def set_secret(self, user: str, secret: str) -> None:
         try:

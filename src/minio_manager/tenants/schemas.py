@@ -12,6 +12,17 @@ from minio_manager.enforcement import EnforcementState
 
 AccessLevel = Literal["read_write", "read_only"]
 WEBSITE_MAX_LENGTH = 2048
+WEBSITE_PATTERN = (
+    r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f/?#@:\[\]][^\s\x00-\x1f\x7f/?#@]*"
+    r"(?:[/?#][^\s\x00-\x1f\x7f]*)?)?$"
+)
+"""An http(s) URL with a host, no whitespace or control characters; empty clears the field.
+The validator below applies the same rule with ``urlsplit``; the pattern states it in the
+OpenAPI and is enforced first (422)."""
+SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""No control characters (text may hold line breaks and tabs), stated in the OpenAPI; the
+validators below say the same for anything that slips past."""
 
 
 class TenantMetadataUpdate(BaseModel):
@@ -19,11 +30,14 @@ class TenantMetadataUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    display_name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=4096)
-    organization: str | None = Field(default=None, max_length=256)
+    display_name: str | None = Field(default=None, max_length=256, pattern=SINGLE_LINE)
+    description: str | None = Field(default=None, max_length=4096, pattern=TEXT)
+    organization: str | None = Field(default=None, max_length=256, pattern=SINGLE_LINE)
     website: str | None = Field(
-        default=None, max_length=WEBSITE_MAX_LENGTH, description="An http(s) URL"
+        default=None,
+        max_length=WEBSITE_MAX_LENGTH,
+        pattern=WEBSITE_PATTERN,
+        description="An http(s) URL",
     )
 
     @field_validator("display_name", "description", "organization", "website")

@@ -24,11 +24,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from minio_manager.audit import store as audit
 from minio_manager.auth.kbase import KBaseAuthClient
-from minio_manager.db.engine import transaction
+from minio_manager.db.engine import read, transaction
 from minio_manager.errors import (
     GroupOperationError,
     MissingRole,
@@ -260,9 +260,15 @@ class TenantService:
         """Every base group, with counts and the caller's flags: cached groups + 2 queries."""
         names = [g for g in await self._membership.group_names() if not g.endswith("ro")]
         infos = await self._membership.groups([*names, *(read_only_group(n) for n in names)])
-        async with transaction(self._engine) as conn:
-            metadata = await store.all_metadata(conn)
-            stewarded = await store.tenants_stewarded_by(conn, caller.username)
+
+        async def rows(conn: AsyncConnection) -> tuple[dict[str, TenantRecord], set[str]]:
+            return (
+                await store.all_metadata(conn),
+                await store.tenants_stewarded_by(conn, caller.username),
+            )
+
+        # Autocommit: two reads need no transaction, and BEGIN/COMMIT were two round trips.
+        metadata, stewarded = await read(self._engine, rows)
         result = []
         for name in sorted(names):
             members: set[str] = set()

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from minio_manager.auth.deps import CallerDep, ServicesDep
+from minio_manager.params import TENANT_QUERY_SCHEMA, GroupName
 from minio_manager.workspaces.schemas import (
     AccessiblePathsResponse,
     GroupSqlWarehousePrefixResponse,
@@ -57,7 +58,9 @@ async def my_sql_warehouse_prefix(
 async def my_namespace_prefix(
     caller: CallerDep,
     services: ServicesDep,
-    tenant: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    tenant: Annotated[
+        str | None, Query(min_length=1, max_length=64, json_schema_extra=TENANT_QUERY_SCHEMA)
+    ] = None,
 ) -> NamespacePrefixResponse:
     """Your Hive namespace prefix, and a tenant's if you are a member of it."""
     return await services.workspaces.namespace_prefix(caller, tenant)
@@ -65,7 +68,7 @@ async def my_namespace_prefix(
 
 @router.get("/me/groups/{group}", response_model=GroupWorkspaceResponse)
 async def group_workspace(
-    group: str, caller: CallerDep, services: ServicesDep
+    group: GroupName, caller: CallerDep, services: ServicesDep
 ) -> GroupWorkspaceResponse:
     """A group you belong to (as ``g`` or ``g``ro): members and the paths its policy opens."""
     return await services.workspaces.group(caller, group)
@@ -75,7 +78,7 @@ async def group_workspace(
     "/me/groups/{group}/sql-warehouse-prefix", response_model=GroupSqlWarehousePrefixResponse
 )
 async def group_sql_warehouse_prefix(
-    group: str, caller: CallerDep, services: ServicesDep
+    group: GroupName, caller: CallerDep, services: ServicesDep
 ) -> GroupSqlWarehousePrefixResponse:
     """Where a group's Spark SQL warehouse lives (members only)."""
     return await services.workspaces.group_sql_prefix(caller, group)

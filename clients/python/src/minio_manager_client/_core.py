@@ -21,9 +21,10 @@ from minio_manager_client.errors import (
 )
 
 USER_AGENT: Final = "minio-manager-client/0.1"
-# 503: the service says a dependency is down and nothing was done. 502/504: a proxy in front
+# 429: the service is busy (shedding load). 503: a dependency is down and nothing was done.
+# 502/504: a proxy in front
 # of it says the same. Any other status is an answer that a retry would only repeat.
-RETRY_STATUSES: Final = frozenset({502, 503, 504})
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 

@@ -80,6 +80,7 @@ _BY_STATUS: dict[int, type[MinioManagerError]] = {
     403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
+    429: ServiceUnavailableError,
     422: ValidationError,
     502: ServiceUnavailableError,
     503: ServiceUnavailableError,

@@ -1,0 +1,1 @@
+"""Operating the service: Prometheus metrics and structured logs (see README "Operating it")."""

@@ -1,0 +1,1 @@
+"""``mms``: the administrator's command line for the MinIO Manager Service (HTTP API only)."""
