@@ -16,6 +16,8 @@ WORKDIR /app
 
 # Dependencies first (cached while only the code changes), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
+# The client is only a dev dependency, but uv reads its metadata to check the lock file.
+COPY clients/python ./clients/python
 RUN uv sync --locked --no-dev --no-install-project
 
 COPY src ./src

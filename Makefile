@@ -7,9 +7,9 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV
 
-SRC_DIRS := src tests bench scripts
+SRC_DIRS := src tests bench scripts clients/python/src e2e
 
-.PHONY: install stack dev test test-faults fuzz lint fmt bench chaos chaos-short down check-chart
+.PHONY: install stack dev test test-faults fuzz e2e lint fmt bench chaos chaos-short down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -30,6 +30,11 @@ dev: install
 test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
 
+# JupyterHub + configurable-http-proxy + the spawn hook, and Spark on s3a, with the real programs
+# (e2e/). First run installs them into ~/.cache/mms/e2e (scripts/e2e_tools.sh); later runs reuse it.
+e2e: install stack
+	scripts/e2e_tools.sh all
+	eval "$$(scripts/stack.sh env)" && $(UV) run pytest e2e -q -s -p no:cacheprovider
 # schemathesis (--checks all) over every operation, as an admin and as a user, against a service
 # of its own (database mms_fuzz, Redis db 14) on the real stack; see scripts/fuzz.py.
 # FUZZ_EXAMPLES (per operation) and FUZZ_SEED may be set.
