@@ -471,8 +471,11 @@ async def test_rotate_all_reports_failures_and_keeps_going(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert [f["username"] for f in body["failures"]] == [broken]
-    assert "Invalid username" in body["failures"][0]["error"]
+    # Other tests of the session leave rows of their own (e.g. a store user removed behind the
+    # service's back); only this test's three rows are asserted on.
+    ours = [f for f in body["failures"] if f["username"] in {broken, a.name, b.name}]
+    assert [f["username"] for f in ours] == [broken]
+    assert "Invalid username" in ours[0]["error"]
     assert {a.name, b.name} <= set(body["rotated"])
     assert body["rotated_count"] + body["failed_count"] == body["total_count"]
     assert body["performed_by"] == admin.name
