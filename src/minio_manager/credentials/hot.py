@@ -34,6 +34,9 @@ SELECT = (
 _GONE = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    # A pooled connection left mid-protocol by a database killed under it ("cannot switch to
+    # state 12; another operation is in progress"): seen in the chaos run as a 500.
+    asyncpg.InternalClientError,
 )
 _UNREACHABLE = (
     OSError,
@@ -95,6 +98,9 @@ class HotCredentialReader:
                     "too many database operations in progress; try again shortly"
                 ) from None
             except _GONE:
+                if self._pool is not None:
+                    # Connections opened before the loss may be as broken as this one.
+                    await self._pool.expire_connections()
                 if attempt == 1:
                     continue
                 log.warning("database unavailable (hot path): connection lost")
