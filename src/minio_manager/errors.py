@@ -165,9 +165,3 @@ class PrincipalBusy(ServiceError):
     """Another renderer holds the principal's advisory lock beyond the wait limit."""
 
     code, error_type, status = 20017, "principal_busy", 409
-
-
-class EnforcementSuperseded(ServiceError):
-    """The records of a principal kept changing while it was being rendered."""
-
-    code, error_type, status = 20018, "enforcement_superseded", 409

@@ -647,6 +647,60 @@ async def test_concurrent_shares_through_two_replicas_are_all_enforced(
     assert len(await share_rows(services, alice.user.name)) == count
 
 
+async def test_shares_queued_behind_one_render_coalesce_into_one_write(
+    client: httpx.AsyncClient,
+    services: Any,
+    alice: Owner,
+    bob: Target,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten shares to one grantee wait for the grantee's lock; the first holder renders every
+    committed record, and the other nine find their generation applied and write nothing."""
+    count = 10
+    keys = [alice.put(f"data/queue/p{n:02d}/f") for n in range(count)]
+    home = f"user-home-policy-{bob.user.name}"
+    writes: list[str] = []
+    put_policy = services.store.put_policy
+
+    async def counting(name: str, document: Any) -> None:
+        if name == home:
+            writes.append(name)
+        await put_policy(name, document)
+
+    monkeypatch.setattr(services.store, "put_policy", counting)
+    async with services.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('user'), hashtext(:n))"),
+            {"n": bob.user.name},
+        )
+        calls = [
+            asyncio.create_task(
+                client.post(
+                    "/sharing/share",
+                    json={
+                        "path": alice.url(f"data/queue/p{n:02d}"),
+                        "with_users": [bob.user.name],
+                        "permission": "read",
+                    },
+                    headers=alice.user.headers,
+                )
+            )
+            for n in range(count)
+        ]
+
+        async def all_recorded() -> bool:
+            return len(await share_rows(services, alice.user.name)) == count
+
+        assert await eventually(all_recorded)
+        await transaction.rollback()
+    responses = await asyncio.gather(*calls)
+    assert [r.status_code for r in responses] == [200] * count, [r.text for r in responses]
+    assert [r.json()["enforcement"] for r in responses] == ["applied"] * count
+    assert len(writes) == 1
+    assert [key for key in keys if not bob.s3.can_get(BUCKET, key)] == []
+
+
 async def test_render_failure_after_commit_is_202_pending_and_the_reconciler_applies_it(
     client: httpx.AsyncClient,
     services: Any,

@@ -10,8 +10,12 @@ serve as fencing tokens.
 advisory lock on (kind, name) — it dies with the connection, so there is no expiry to outlive
 — reads the generation, *then* the records (READ COMMITTED: records at least as new as the
 generation), runs the writer, and the writer calls ``Fence.check`` on that same connection
-before each store write: a dead connection means the lock is gone (stop), a changed
-generation means newer records (render again).
+before each store write: a dead connection means the lock is gone (stop). Records that
+change meanwhile do not restart the render: what is written is at least as new as the
+caller's own commit, and whoever bumped the generation renders again once it holds the lock.
+With ``unless_applied`` (the enforcer's mode) a caller whose generation someone else already
+applied while it waited writes nothing, so concurrent changes of one principal coalesce
+instead of queueing one full render each.
 """
 
 from __future__ import annotations
@@ -29,15 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from minio_manager.db.engine import transaction
 from minio_manager.db.tables import policy_outbox
-from minio_manager.errors import EnforcementSuperseded, PrincipalBusy
+from minio_manager.errors import PrincipalBusy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER, GROUP, MEMBER = "user", "group", "member"
 IN, OUT = "in", "out"
-MAX_ROUNDS = 5
-"""Renders of one principal per converge before giving up (records changing all the time)."""
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 5.0
 """Retries back off exponentially up to this, so the store converges within seconds of
@@ -197,7 +199,7 @@ async def record_failure(engine: AsyncEngine, principal: Principal, error: str) 
 
 # -- converge -----------------------------------------------------------------------------------
 class Fence:
-    """The generation a render started from, checked again before each store write."""
+    """The generation a render started from; ``check`` runs before each store write."""
 
     def __init__(
         self, conn: AsyncConnection, principal: Principal, generation: int, desired: str | None
@@ -208,26 +210,31 @@ class Fence:
         self.desired = desired
 
     async def check(self) -> None:
-        """Raise if newer records arrived (``_Superseded``); a dead connection (lock lost)
-        raises the database error, which stops the work."""
-        current, _ = await _generation(self.conn, self.principal)
-        if current != self.generation:
-            raise _Superseded
+        """A round trip on the connection that holds the lock: if it died, the lock is gone
+        and the database error stops the work before anything more is written."""
+        await self.conn.execute(text("SELECT 1"))
 
 
-class _Superseded(Exception):
-    pass
+@dataclass(frozen=True)
+class _Row:
+    generation: int
+    applied: int
+    desired: str | None
 
 
-async def _generation(conn: AsyncConnection, principal: Principal) -> tuple[int, str | None]:
+async def _read(conn: AsyncConnection, principal: Principal) -> _Row:
     row = (
         await conn.execute(
-            select(policy_outbox.c.generation, policy_outbox.c.desired).where(
-                policy_outbox.c.kind == principal[0], policy_outbox.c.name == principal[1]
-            )
+            select(
+                policy_outbox.c.generation,
+                policy_outbox.c.applied_generation,
+                policy_outbox.c.desired,
+            ).where(policy_outbox.c.kind == principal[0], policy_outbox.c.name == principal[1])
         )
     ).first()
-    return (int(row.generation), row.desired) if row is not None else (0, None)
+    if row is None:
+        return _Row(0, 0, None)
+    return _Row(int(row.generation), int(row.applied_generation), row.desired)
 
 
 _LOCK_KEY = "hashtext(:k), hashtext(:n)"
@@ -279,22 +286,22 @@ async def converge(
     writer: Callable[[Fence], Awaitable[T]],
     *,
     wait_seconds: float | None,
-) -> T:
-    """Run ``writer`` under the principal's advisory lock until it completes for the current
-    generation, then mark that generation applied (all in one transaction).
+    unless_applied: bool = False,
+) -> T | None:
+    """Run ``writer`` under the principal's advisory lock for the current generation, then
+    mark that generation applied (all in one transaction).
 
     ``wait_seconds`` None: try the lock once (``PrincipalBusy`` if held — the reconciler's
-    skip-locked); otherwise wait at most that long.
+    skip-locked); otherwise wait at most that long. ``unless_applied``: the generation read
+    *before* waiting covers the caller's committed records; if another holder applied it (or
+    a newer one) meanwhile, return None without writing.
     """
     async with transaction(engine) as conn:
+        target = (await _read(conn, principal)).generation
         await _lock(conn, principal, wait_seconds)
-        for _ in range(MAX_ROUNDS):
-            generation, desired = await _generation(conn, principal)
-            try:
-                result = await writer(Fence(conn, principal, generation, desired))
-            except _Superseded:
-                log.debug("%s changed while rendering; rendering again", describe(principal))
-                continue
-            await _mark_applied(conn, principal, generation)
-            return result
-    raise EnforcementSuperseded(f"the records of {describe(principal)} kept changing; try again")
+        row = await _read(conn, principal)
+        if unless_applied and row.applied >= target:
+            return None
+        result = await writer(Fence(conn, principal, row.generation, row.desired))
+        await _mark_applied(conn, principal, row.generation)
+        return result

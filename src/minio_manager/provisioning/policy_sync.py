@@ -122,17 +122,23 @@ class PolicySync:
     def _wait_for(self, try_only: bool) -> float | None:
         return None if try_only else self._wait
 
-    async def sync_user(self, user: str, *, try_only: bool = False) -> list[str]:
+    async def sync_user(
+        self, user: str, *, try_only: bool = False, unless_applied: bool = False
+    ) -> list[str]:
         """Render and apply ``user-home-policy-{u}`` (+ overflow) and the system policy.
 
         ``try_only``: give up at once (``PrincipalBusy``) if another renderer holds the lock.
+        ``unless_applied``: write nothing if another renderer applied the generation this
+        call started from while it waited (returns []).
         """
-        return await outbox.converge(
+        written = await outbox.converge(
             self._engine,
             (outbox.USER, user),
             lambda fence: self._write_user(user, fence),
             wait_seconds=self._wait_for(try_only),
+            unless_applied=unless_applied,
         )
+        return written or []
 
     async def _write_user(self, user: str, fence: Fence) -> list[str]:
         # Records are read after the generation (same connection, READ COMMITTED).
@@ -168,14 +174,18 @@ class PolicySync:
             return self._layout.group_grants(base_group_of(group), write=False)
         return self._layout.group_grants(group, write=True)
 
-    async def sync_group(self, group: str, *, try_only: bool = False) -> list[str]:
+    async def sync_group(
+        self, group: str, *, try_only: bool = False, unless_applied: bool = False
+    ) -> list[str]:
         """Render and apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro."""
-        return await outbox.converge(
+        written = await outbox.converge(
             self._engine,
             (outbox.GROUP, group),
             lambda fence: self._write_group(group, fence),
             wait_seconds=self._wait_for(try_only),
+            unless_applied=unless_applied,
         )
+        return written or []
 
     async def _write_group(self, group: str, fence: Fence) -> list[str]:
         received = await self._received(share_store.GROUP, group, fence.conn)

@@ -53,15 +53,16 @@ class Enforcer:
     async def converge(self, principal: Principal, *, try_only: bool) -> None:
         kind, name = principal
         if kind == outbox.USER:
-            await self._policies.sync_user(name, try_only=try_only)
+            await self._policies.sync_user(name, try_only=try_only, unless_applied=True)
         elif kind == outbox.GROUP:
-            await self._policies.sync_group(name, try_only=try_only)
+            await self._policies.sync_group(name, try_only=try_only, unless_applied=True)
         else:
             await outbox.converge(
                 self._engine,
                 principal,
                 lambda fence: self._apply_membership(name, fence),
                 wait_seconds=None if try_only else self._wait,
+                unless_applied=True,
             )
 
     async def _apply_membership(self, name: str, fence: Fence) -> None:
