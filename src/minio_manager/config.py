@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     """0: derived from the admission bound (``redis_pool_size``)."""
     policy_max_bytes: int = Field(default=20_480, gt=1024)
     group_cache_seconds: float = Field(default=5.0, ge=0)
+    # Membership cache entries live this long while Redis (the change feed) is heard: the
+    # bound for changes made outside the service; see docs/decisions.md.
+    membership_cache_max_seconds: float = Field(default=300.0, gt=0)
     # Every accepted body is a few KiB; larger ones are refused (413) before they are read.
     max_request_body_bytes: int = Field(default=65_536, ge=1024)
     # Outbox: how long a request waits for a principal's advisory lock before answering

@@ -114,7 +114,12 @@ def build_services(settings: Settings) -> Services:
         pool_wait_seconds=settings.pool_wait_seconds,
     )
     # Everyone uses the tracking view, so every membership change invalidates the cache.
-    membership = GroupMembership(minio, ttl_seconds=settings.group_cache_seconds)
+    membership = GroupMembership(
+        minio,
+        ttl_seconds=settings.group_cache_seconds,
+        redis=redis,
+        max_age_seconds=settings.membership_cache_max_seconds,
+    )
     store = membership.store
 
     async def capture_profile(user: KBaseUser) -> None:

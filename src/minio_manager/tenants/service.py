@@ -274,8 +274,8 @@ class TenantService:
     # -- reads ------------------------------------------------------------------------------
     async def list_tenants(self, caller: Caller) -> list[TenantSummary]:
         """Every base group, with counts and the caller's flags: cached groups + 2 queries."""
-        names = [g for g in await self._membership.group_names() if not g.endswith("ro")]
-        infos = await self._membership.groups([*names, *(read_only_group(n) for n in names)])
+        every, infos = await self._membership.listing()
+        names = [g for g in every if not g.endswith("ro")]
 
         async def rows(conn: AsyncConnection) -> tuple[dict[str, TenantRecord], set[str]]:
             return (
@@ -288,7 +288,7 @@ class TenantService:
         result = []
         for name in sorted(names):
             members: set[str] = set()
-            for group in (infos[name], infos[read_only_group(name)]):
+            for group in (infos[name], infos.get(read_only_group(name))):
                 if group is not None:
                     members.update(group.members)
             meta = metadata.get(name)
