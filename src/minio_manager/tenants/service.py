@@ -277,14 +277,11 @@ class TenantService:
         every, infos = await self._membership.listing()
         names = [g for g in every if not g.endswith("ro")]
 
-        async def rows(conn: AsyncConnection) -> tuple[dict[str, TenantRecord], set[str]]:
-            return (
-                await store.all_metadata(conn),
-                await store.tenants_stewarded_by(conn, caller.username),
-            )
+        async def rows(conn: AsyncConnection) -> dict[str, store.ListingRow]:
+            return await store.listing(conn, caller.username)
 
-        # Autocommit: two reads need no transaction, and BEGIN/COMMIT were two round trips.
-        metadata, stewarded = await read(self._engine, rows)
+        # Autocommit: a read needs no transaction, and BEGIN/COMMIT were two round trips.
+        metadata = await read(self._engine, rows)
         result = []
         for name in sorted(names):
             members: set[str] = set()
@@ -301,7 +298,7 @@ class TenantService:
                     organization=meta.organization if meta else None,
                     member_count=len(members),
                     is_member=caller.username in members,
-                    is_steward=name in stewarded,
+                    is_steward=meta.stewarded if meta else False,
                 )
             )
         return result
