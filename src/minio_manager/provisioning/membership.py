@@ -118,6 +118,8 @@ class GroupMembership:
         self._max_age = max(max_age_seconds, ttl_seconds)
         self._feed = ChangeFeed(redis) if redis is not None else None
         self._listening = False  # the last read of the feed succeeded
+        self._look: asyncio.Task[None] | None = None  # a look at the feed in flight
+        self._next_look: asyncio.Task[None] | None = None  # the one after it
         self._epoch: int | None = None
         self._versions: dict[str, int] = {}
         self._entries: dict[Hashable, tuple[Any, float]] = {}  # value, fetched at
@@ -233,9 +235,41 @@ class GroupMembership:
             self._drop_users()
 
     async def _listen(self) -> None:
-        """Drop what other replicas changed since the last read (one ``GET`` when nothing)."""
+        """Drop what other replicas changed before this read began.
+
+        Concurrent readers share a look at the feed, but only one that *starts* after they
+        arrived: a look already in flight may have read the epoch before a change this reader
+        must see. So under load one ``GET`` serves a whole wave of readers.
+        """
         if self._feed is None or self._ttl <= 0:
             return
+        if self._look is None:
+            task = self._look = self._spawn_look(None)
+        else:
+            if self._next_look is None:
+                self._next_look = self._spawn_look(self._look)
+            task = self._next_look
+        await asyncio.shield(task)
+
+    def _spawn_look(self, after: asyncio.Task[None] | None) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._look_after(after))
+        task.add_done_callback(self._looked)
+        return task
+
+    async def _look_after(self, before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        await self._look_once()
+
+    def _looked(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: readers got it through their shield
+        if self._look is task:
+            self._look, self._next_look = self._next_look, None
+
+    async def _look_once(self) -> None:
+        """One look at the feed: one ``GET`` when nothing changed."""
+        assert self._feed is not None
         try:
             epoch = await self._feed.epoch()
             if epoch == self._epoch:

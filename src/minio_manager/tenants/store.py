@@ -82,7 +82,7 @@ async def listing(conn: AsyncConnection, user: str) -> dict[str, ListingRow]:
     probe is the primary key of ``tenant_stewards``; a steward always has a metadata row).
     Tuples, not records: building full records was a third of a warm ``GET /tenants``."""
     rows = await conn.execute(_LISTING, {"user": user})
-    return {r[0]: ListingRow(*r[1:]) for r in rows.tuples()}
+    return {r[0]: ListingRow(*r[1:]) for r in rows}
 
 
 async def create(
