@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     minio_timeout_seconds: float = Field(default=30.0, gt=0)
     minio_max_connections: int = Field(default=64, gt=0)
     db_pool_size: int = Field(default=20, gt=0)
-    # Connections of the hot path's own asyncpg pool (opened on demand, see credentials/hot.py).
+    # Connections of the hot reads' own asyncpg pool (opened on demand, see db/fast.py).
     hot_pool_size: int = Field(default=8, gt=0)
     # Admission (issue 12): at most this many provisionings (first logins, admin creates)
     # run at once per replica; the rest queue in arrival order for up to the queue wait.

@@ -16,6 +16,7 @@ from minio_manager.config import Settings
 from minio_manager.credentials.hot import HotCredentialReader
 from minio_manager.credentials.service import CredentialService
 from minio_manager.db.engine import create_engine, transaction
+from minio_manager.db.fast import FastReader
 from minio_manager.governance.layout import Layout
 from minio_manager.locks import LockManager
 from minio_manager.management.service import ManagementService
@@ -159,6 +160,7 @@ def build_services(settings: Settings) -> Services:
         lock_expiry_seconds=settings.credential_lock_expiry_seconds,
     )
     _instrument(engine, redis, minio, auth)
+    fast = FastReader(settings)  # the hot reads' own asyncpg pool (db/fast.py)
     return Services(
         settings=settings,
         layout=layout,
@@ -185,6 +187,7 @@ def build_services(settings: Settings) -> Services:
             lock_wait_seconds=settings.policy_lock_wait_seconds,
             lock_expiry_seconds=settings.policy_lock_expiry_seconds,
             enforcer=enforcer,
+            fast=fast,
         ),
         management=ManagementService(
             engine,
@@ -213,5 +216,5 @@ def build_services(settings: Settings) -> Services:
             enforcer=enforcer,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
-        hot_credentials=HotCredentialReader(settings),
+        hot_credentials=HotCredentialReader(settings, fast),
     )

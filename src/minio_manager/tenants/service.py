@@ -25,11 +25,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.audit import store as audit
 from minio_manager.auth.kbase import KBaseAuthClient
-from minio_manager.db.engine import read, transaction
+from minio_manager.db.engine import transaction
+from minio_manager.db.fast import FastReader
 from minio_manager.errors import (
     GroupOperationError,
     MissingRole,
@@ -136,8 +137,10 @@ class TenantService:
         lock_wait_seconds: float,
         lock_expiry_seconds: float,
         enforcer: Enforcer,
+        fast: FastReader,
     ) -> None:
         self._enforcer = enforcer
+        self._fast = fast
         self._engine = engine
         self._store = store_
         self._membership = membership
@@ -277,11 +280,7 @@ class TenantService:
         every, infos = await self._membership.listing()
         names = [g for g in every if not g.endswith("ro")]
 
-        async def rows(conn: AsyncConnection) -> dict[str, store.ListingRow]:
-            return await store.listing(conn, caller.username)
-
-        # Autocommit: a read needs no transaction, and BEGIN/COMMIT were two round trips.
-        metadata = await read(self._engine, rows)
+        metadata = await store.listing(self._fast, caller.username)
         result = []
         for name in sorted(names):
             members: set[str] = set()

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from minio_manager.db.fast import FastReader
 from minio_manager.db.tables import tenant_metadata, tenant_stewards
 
 EDITABLE_FIELDS = ("display_name", "description", "organization", "website")
@@ -69,20 +70,21 @@ class ListingRow(NamedTuple):
     stewarded: bool
 
 
-_LISTING = text(
+_LISTING = (
     "SELECT m.tenant_name, m.display_name, m.description, m.website, m.organization,"
     " EXISTS (SELECT 1 FROM tenant_stewards s"
-    "  WHERE s.tenant_name = m.tenant_name AND s.username = :user) AS stewarded"
+    "  WHERE s.tenant_name = m.tenant_name AND s.username = $1) AS stewarded"
     " FROM tenant_metadata m"
 )
 
 
-async def listing(conn: AsyncConnection, user: str) -> dict[str, ListingRow]:
-    """Every metadata row with the caller's stewardship, in one statement (the stewardship
-    probe is the primary key of ``tenant_stewards``; a steward always has a metadata row).
-    Tuples, not records: building full records was a third of a warm ``GET /tenants``."""
-    rows = await conn.execute(_LISTING, {"user": user})
-    return {r[0]: ListingRow(*r[1:]) for r in rows}
+async def listing(reader: FastReader, user: str) -> dict[str, ListingRow]:
+    """Every metadata row with the caller's stewardship, in one prepared statement on the
+    hot pool (the stewardship probe is the primary key of ``tenant_stewards``; a steward
+    always has a metadata row). Through SQLAlchemy, building records of these rows was a
+    third of a warm ``GET /tenants`` with 51 tenants, and grows with the tenant count."""
+    rows = await reader.fetch(_LISTING, user)
+    return {r[0]: ListingRow(r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
 async def create(
