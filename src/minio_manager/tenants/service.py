@@ -54,6 +54,7 @@ from minio_manager.provisioning.membership import GroupMembership, hold_group_lo
 from minio_manager.provisioning.outbox import Principal
 from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.tenants import store
+from minio_manager.tenants.listing import ListingRenderer
 from minio_manager.tenants.schemas import (
     AccessLevel,
     TenantDetail,
@@ -62,7 +63,6 @@ from minio_manager.tenants.schemas import (
     TenantMetadataUpdate,
     TenantSteward,
     TenantStoragePaths,
-    TenantSummary,
 )
 from minio_manager.tenants.store import StewardRecord, TenantRecord
 
@@ -141,6 +141,7 @@ class TenantService:
     ) -> None:
         self._enforcer = enforcer
         self._fast = fast
+        self._listing = ListingRenderer()
         self._engine = engine
         self._store = store_
         self._membership = membership
@@ -275,32 +276,13 @@ class TenantService:
         )
 
     # -- reads ------------------------------------------------------------------------------
-    async def list_tenants(self, caller: Caller) -> list[TenantSummary]:
-        """Every base group, with counts and the caller's flags: cached groups + 2 queries."""
+    async def list_tenants(self, caller: Caller) -> bytes:
+        """Every base group, with counts and the caller's flags, as the response's JSON:
+        cached groups + one statement, rendered by ``ListingRenderer`` (why: see there)."""
         every, infos = await self._membership.listing()
-        names = [g for g in every if not g.endswith("ro")]
-
+        names = sorted(g for g in every if not g.endswith("ro"))
         metadata = await store.listing(self._fast, caller.username)
-        result = []
-        for name in sorted(names):
-            members: set[str] = set()
-            for group in (infos[name], infos.get(read_only_group(name))):
-                if group is not None:
-                    members.update(group.members)
-            meta = metadata.get(name)
-            result.append(
-                TenantSummary(
-                    tenant_name=name,
-                    display_name=meta.display_name if meta else None,
-                    description=meta.description if meta else None,
-                    website=meta.website if meta else None,
-                    organization=meta.organization if meta else None,
-                    member_count=len(members),
-                    is_member=caller.username in members,
-                    is_steward=meta.stewarded if meta else False,
-                )
-            )
-        return result
+        return self._listing.render(names, infos, metadata, caller.username)
 
     async def detail(self, caller: Caller, tenant: str) -> TenantDetail:
         """Metadata, stewards, members, storage paths; e-mails only for insiders (SPEC FIX)."""
