@@ -846,7 +846,7 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
             "MINIO_TIMEOUT_SECONDS": "5",
             "CREDENTIAL_LOCK_WAIT_SECONDS": "10",
-            "POLICY_LOCK_WAIT_SECONDS": "10",
+            "GROUP_LOCK_WAIT_SECONDS": "10",
             "DB_POOL_SIZE": "10",
         }
         replicas = [Replica(i, env, workdir) for i in range(REPLICAS)]
