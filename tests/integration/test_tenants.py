@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -826,3 +827,31 @@ async def test_listing_answers_the_store_after_changes_on_other_replicas(
     finally:
         for api in replicas:
             await api.aclose()
+
+
+async def test_cache_reads_go_on_when_redis_is_unreachable(
+    service_env: dict[str, str], client: httpx.AsyncClient, admin: TestUser
+) -> None:
+    """No feed to hear: reads still answer from the store (entries then live only
+    ``GROUP_CACHE_SECONDS``), and a change through the cache's own store shows at once."""
+    tenant = await create_group(client, admin)
+    env = service_env
+    store = MinioStore(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    deaf = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    membership = GroupMembership(store, ttl_seconds=600, redis=deaf, max_age_seconds=600)
+    user = "deafuser" + tenant[1:]
+    try:
+        await membership.store.set_user(user, "s" * 40)
+        group = await membership.group(tenant)
+        assert group is not None and group.members == ()
+        await membership.store.add_group_members(tenant, [user])  # announcing fails: logged
+        group = await membership.group(tenant)
+        assert group is not None and group.members == (user,)
+    finally:
+        await store.remove_group_members(tenant, [user])
+        await store.delete_user(user)
+        await store.close()
+        await deaf.aclose()

@@ -118,6 +118,7 @@ class GroupMembership:
         self._max_age = max(max_age_seconds, ttl_seconds)
         self._feed = ChangeFeed(redis) if redis is not None else None
         self._listening = False  # the last read of the feed succeeded
+        self._deaf_until = 0.0  # after a failed read of the feed, when to try again
         self._look: asyncio.Task[None] | None = None  # a look at the feed in flight
         self._next_look: asyncio.Task[None] | None = None  # the one after it
         self._epoch: int | None = None
@@ -241,8 +242,8 @@ class GroupMembership:
         arrived: a look already in flight may have read the epoch before a change this reader
         must see. So under load one ``GET`` serves a whole wave of readers.
         """
-        if self._feed is None or self._ttl <= 0:
-            return
+        if self._feed is None or self._ttl <= 0 or time.monotonic() < self._deaf_until:
+            return  # no feed, no cache, or Redis just failed: short lives, no waiting on it
         if self._look is None:
             task = self._look = self._spawn_look(None)
         else:
@@ -280,6 +281,8 @@ class GroupMembership:
             if self._listening:
                 log.warning("membership changes of other replicas unheard: %s", exc)
             self._listening = False
+            # Until the next try, reads neither wait on Redis nor trust old entries.
+            self._deaf_until = time.monotonic() + max(self._ttl, 1.0)
             return
         known, self._versions = self._versions, versions
         if (
