@@ -147,9 +147,9 @@ class PolicyRegenerator:
         kind, name = principal
         try:
             if kind == USER:
-                await self._policies.sync_user(name)
+                await self._policies.sync_user(name, rewrite=True)
             else:
-                await self._policies.sync_group(name)
+                await self._policies.sync_group(name, rewrite=True)
         except Exception as exc:
             log.warning("regenerating %s %s failed: %s", kind, name, _describe(exc))
             return exc
