@@ -119,7 +119,12 @@ class _Document:
             del self._buckets[where[0]]
 
     def grants(self) -> tuple[Grant, ...]:
-        return tuple(sorted(Grant(b, k, w) for (b, k), w in self.levels.items()))
+        return tuple(Grant(b, k, w) for (b, k), w in self.levels.items())
+
+    def holds_exactly(self, grants: Sequence[Grant]) -> bool:
+        return len(grants) == len(self.levels) and all(
+            self.levels.get((g.bucket, g.key)) == g.write for g in grants
+        )
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class Placement:
     """Every document of one family by position, and how it differs from the previous one."""
 
     documents: Mapping[int, tuple[Grant, ...]]
+    """Position → grants (in no particular order: rendering sorts)."""
     changed: frozenset[int]
     """Positions whose grants differ from the previous placement (new ones included)."""
     removed: frozenset[int]
@@ -187,9 +193,10 @@ def place(
             )
     docs = {p: d for p, d in docs.items() if p == FIRST or d.levels}
     _place_new(docs, sorted(set(levels) - placed, key=_packing_order), levels, max_bytes)
-    documents = {p: docs[p].grants() for p in sorted(docs)}
-    before = {p: tuple(sorted(grants)) for p, grants in previous.items()}
-    changed = frozenset(p for p, grants in documents.items() if before.get(p) != grants)
+    changed = frozenset(
+        p for p, doc in docs.items() if p not in previous or not doc.holds_exactly(previous[p])
+    )
+    documents = {p: docs[p].grants() if p in changed else tuple(previous[p]) for p in sorted(docs)}
     return Placement(documents, changed, frozenset(set(previous) - set(documents)))
 
 

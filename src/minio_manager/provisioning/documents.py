@@ -34,7 +34,7 @@ class Written:
 def _grants(value: object) -> tuple[Grant, ...]:
     if not isinstance(value, list):
         return ()
-    return tuple(sorted(Grant(str(b), str(k), bool(w)) for b, k, w in value))
+    return tuple(Grant(str(b), str(k), bool(w)) for b, k, w in value)
 
 
 async def load(conn: AsyncConnection, families: Iterable[str]) -> dict[str, Written]:
@@ -78,7 +78,7 @@ async def save(
                 {
                     "family": family,
                     "position": position,
-                    "grants": [[g.bucket, g.key, g.write] for g in grants],
+                    "grants": sorted([g.bucket, g.key, g.write] for g in grants),
                     "dirty": False,
                 }
                 for position, grants in sorted(documents.items())
