@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("family", sa.String(160), nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("grants", JSONB, nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
         sa.Column("dirty", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column(
             "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()

@@ -163,6 +163,7 @@ policy_documents = Table(
     Column("family", String(160), nullable=False),
     Column("position", Integer, nullable=False),
     Column("grants", JSONB, nullable=False),  # [[bucket, key, write], …] as last written
+    Column("size", Integer, nullable=False),  # its compact JSON bytes (packing trusts it)
     # Set (committed on its own) before the document is written, cleared with the new grants
     # in the converge transaction: a write whose transaction then failed is written again.
     Column("dirty", Boolean, nullable=False, server_default=false()),

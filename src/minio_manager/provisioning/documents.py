@@ -19,35 +19,35 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from minio_manager.db.engine import transaction
 from minio_manager.db.tables import policy_documents as table
-from minio_manager.governance.layout import Grant
+from minio_manager.governance.placement import Previous, Where
 from minio_manager.governance.policies import policy_name_at
 
 
 @dataclass
 class Written:
-    """One family's documents as last written: position → grants, and those not trusted."""
+    """One family's documents as last written: position → document, and those not trusted."""
 
-    documents: dict[int, tuple[Grant, ...]] = field(default_factory=dict)
+    documents: dict[int, Previous] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
 
 
-def _grants(value: object) -> tuple[Grant, ...]:
+def _levels(value: object) -> dict[Where, bool]:
     if not isinstance(value, list):
-        return ()
-    return tuple(Grant(str(b), str(k), bool(w)) for b, k, w in value)
+        return {}
+    return {(str(b), str(k)): bool(w) for b, k, w in value}
 
 
 async def load(conn: AsyncConnection, families: Iterable[str]) -> dict[str, Written]:
     """The last written documents of each family (families never written are absent)."""
     rows = await conn.execute(
-        select(table.c.family, table.c.position, table.c.grants, table.c.dirty).where(
+        select(table.c.family, table.c.position, table.c.grants, table.c.size, table.c.dirty).where(
             table.c.family.in_(list(families))
         )
     )
     found: dict[str, Written] = {}
     for row in rows:
         written = found.setdefault(row.family, Written())
-        written.documents[row.position] = _grants(row.grants)
+        written.documents[row.position] = Previous(_levels(row.grants), row.size)
         if row.dirty:
             written.dirty.add(row.position)
     return found
@@ -68,26 +68,33 @@ async def mark_dirty(engine: AsyncEngine, family: str, positions: Collection[int
 async def save(
     conn: AsyncConnection,
     family: str,
-    documents: Mapping[int, tuple[Grant, ...]],
+    documents: Mapping[int, Mapping[Where, bool]],
+    sizes: Mapping[int, int],
     removed: Collection[int],
 ) -> None:
-    """Record the documents just written (clean) and forget removed positions."""
+    """Record the documents just written (clean, with their sizes); forget removed positions."""
     if documents:
         stmt = insert(table).values(
             [
                 {
                     "family": family,
                     "position": position,
-                    "grants": sorted([g.bucket, g.key, g.write] for g in grants),
+                    "grants": sorted([b, k, w] for (b, k), w in levels.items()),
+                    "size": sizes[position],
                     "dirty": False,
                 }
-                for position, grants in sorted(documents.items())
+                for position, levels in sorted(documents.items())
             ]
         )
         await conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[table.c.family, table.c.position],
-                set_={"grants": stmt.excluded.grants, "dirty": False, "updated_at": func.now()},
+                set_={
+                    "grants": stmt.excluded.grants,
+                    "size": stmt.excluded.size,
+                    "dirty": False,
+                    "updated_at": func.now(),
+                },
             )
         )
     if removed:

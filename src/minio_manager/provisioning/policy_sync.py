@@ -32,7 +32,7 @@ from minio_manager.governance.layout import (
     user_system_policy_name,
 )
 from minio_manager.governance.naming import base_group_of, is_read_only_group
-from minio_manager.governance.placement import Placement, place
+from minio_manager.governance.placement import Placement, Previous, as_grants, place
 from minio_manager.governance.policies import is_overflow_name, policy_name_at, render_document
 from minio_manager.objectstore.minio import ObjectStoreRejected
 from minio_manager.objectstore.port import ObjectStore
@@ -105,12 +105,12 @@ class PolicySync:
         self._layout = layout
         self._wait = lock_wait_seconds
 
-    def _place(self, family: Family, written: Written) -> Placement:
+    def _place(self, family: Family, written: Written, *, rewrite: bool = False) -> Placement:
+        previous = written.documents
+        if rewrite:  # a repair trusts no recorded size either
+            previous = {p: Previous(d.levels) for p, d in previous.items()}
         return place(
-            written.documents,
-            family.template,
-            family.received,
-            max_bytes=self._store.policy_max_bytes,
+            previous, family.template, family.received, max_bytes=self._store.policy_max_bytes
         )
 
     async def _received(self, conn: AsyncConnection, target_type: str, name: str) -> list[Grant]:
@@ -135,7 +135,7 @@ class PolicySync:
         for family in chosen:
             placement = self._place(family, written.get(family.base, Written()))
             for position, grants in placement.documents.items():
-                rendered[policy_name_at(family.base, position)] = render_document(grants)
+                rendered[policy_name_at(family.base, position)] = render_document(as_grants(grants))
         return rendered
 
     async def render_user(self, user: str) -> dict[str, dict[str, Any]]:
@@ -250,7 +250,7 @@ class PolicySync:
         updates = []
         for family in families:
             before = written.get(family.base, Written())
-            placement = self._place(family, before)
+            placement = self._place(family, before, rewrite=rewrite)
             due = {
                 position
                 for position in placement.documents
@@ -261,7 +261,7 @@ class PolicySync:
             }
             updates.append(_Update(family, placement, before, due))
         rendered = {
-            policy_name_at(u.family.base, p): render_document(u.placement.documents[p])
+            policy_name_at(u.family.base, p): render_document(as_grants(u.placement.documents[p]))
             for u in updates
             for p in sorted(u.due)
         }
@@ -287,7 +287,9 @@ class PolicySync:
             await settle(*(self._store.delete_policy(n) for n in stale))
         for u in updates:
             saved = {p: u.placement.documents[p] for p in u.due}
-            await documents.save(fence.conn, u.family.base, saved, u.placement.removed)
+            await documents.save(
+                fence.conn, u.family.base, saved, u.placement.sizes, u.placement.removed
+            )
         return names
 
     async def _put_documents(self, rendered: dict[str, dict[str, Any]]) -> None:
