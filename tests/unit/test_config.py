@@ -55,3 +55,12 @@ def test_invalid_value_is_named(env: pytest.MonkeyPatch) -> None:
     env.setenv("MMS_DB_PORT", "not-a-port")
     with pytest.raises(ConfigurationError, match="MMS_DB_PORT"):
         load_settings()
+
+
+def test_group_lock_settings_accept_their_old_policy_lock_names(env: pytest.MonkeyPatch) -> None:
+    env.setenv("POLICY_LOCK_WAIT_SECONDS", "7")
+    env.setenv("POLICY_LOCK_EXPIRY_SECONDS", "70")
+    settings = load_settings()
+    assert (settings.group_lock_wait_seconds, settings.group_lock_expiry_seconds) == (7, 70)
+    env.setenv("GROUP_LOCK_WAIT_SECONDS", "3")
+    assert load_settings().group_lock_wait_seconds == 3
