@@ -59,6 +59,17 @@ async def settle(*calls: Awaitable[T]) -> list[T]:
     return cast(list[T], results)
 
 
+def _converge_slots(engine: AsyncEngine) -> int:
+    """How many converges may run at once in this process: half the pool.
+
+    A converge holds its pooled connection throughout and briefly takes a second one to mark
+    documents dirty (``documents.mark_dirty``); with at most half the pool converging, they
+    can never all hold one connection while waiting for another.
+    """
+    size = getattr(engine.sync_engine.pool, "size", None)
+    return max(1, size() // 2) if callable(size) else 8
+
+
 def _owned(base: str, name: str) -> bool:
     return name == base or is_overflow_name(base, name)
 
@@ -104,6 +115,7 @@ class PolicySync:
         self._engine = engine
         self._layout = layout
         self._wait = lock_wait_seconds
+        self._gate = asyncio.Semaphore(_converge_slots(engine))
 
     def _place(self, family: Family, written: Written, *, rewrite: bool = False) -> Placement:
         previous = written.documents
@@ -165,13 +177,14 @@ class PolicySync:
         call started from while it waited (returns []).
         ``rewrite``: write every document and the attachments, changed or not (repair).
         """
-        written = await outbox.converge(
-            self._engine,
-            (outbox.USER, user),
-            lambda fence: self._write_user(user, fence, rewrite),
-            wait_seconds=self._wait_for(try_only),
-            unless_applied=unless_applied,
-        )
+        async with self._gate:
+            written = await outbox.converge(
+                self._engine,
+                (outbox.USER, user),
+                lambda fence: self._write_user(user, fence, rewrite),
+                wait_seconds=self._wait_for(try_only),
+                unless_applied=unless_applied,
+            )
         return written or []
 
     async def _write_user(self, user: str, fence: Fence, rewrite: bool) -> list[str]:
@@ -206,13 +219,14 @@ class PolicySync:
         rewrite: bool = False,
     ) -> list[str]:
         """Apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro (options: ``sync_user``)."""
-        written = await outbox.converge(
-            self._engine,
-            (outbox.GROUP, group),
-            lambda fence: self._write_group(group, fence, rewrite),
-            wait_seconds=self._wait_for(try_only),
-            unless_applied=unless_applied,
-        )
+        async with self._gate:
+            written = await outbox.converge(
+                self._engine,
+                (outbox.GROUP, group),
+                lambda fence: self._write_group(group, fence, rewrite),
+                wait_seconds=self._wait_for(try_only),
+                unless_applied=unless_applied,
+            )
         return written or []
 
     async def _write_group(self, group: str, fence: Fence, rewrite: bool) -> list[str]:
