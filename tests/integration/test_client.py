@@ -30,6 +30,7 @@ from tests.support.kbase import KBase
 from tests.support.processes import service_process
 from tests.support.s3 import S3User
 from tests.support.spawner import FakeSpawner
+from tests.support.stack import store_var
 
 ONCE = RetryPolicy(attempts=1)
 
@@ -114,7 +115,7 @@ async def test_hook_environment_opens_the_users_home(app: object, kbase: KBase) 
     user = kbase.add_user()
     hook = make_pre_spawn_hook(
         "http://service",
-        os.environ["MINIO_ENDPOINT"],
+        store_var(os.environ, "OBJECT_STORE_ENDPOINT"),
         transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
     )
     spawner = FakeSpawner({"kbase_token": user.token})

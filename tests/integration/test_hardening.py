@@ -7,7 +7,6 @@ steward matrix; 4. managed users and adoption; 5. deletions that report what was
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +17,8 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from minio_manager.errors import DataNotDeleted
-from minio_manager.objectstore.minio import DeleteFailure, MinioStore, ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
+from minio_manager.objectstore.minio import DeleteFailure
 from tests.support.api import BUCKET, home_key, home_url, issue, post
 from tests.support.governance import (
     assert_error,
@@ -31,6 +31,7 @@ from tests.support.governance import (
 )
 from tests.support.kbase import KBase, TestUser
 from tests.support.s3 import S3User
+from tests.support.store import list_keys, open_store
 
 
 @pytest_asyncio.fixture(scope="module", autouse=True)
@@ -350,7 +351,7 @@ async def test_delete_prefix_reports_objects_the_store_refused_to_delete(
         await share(client, alice, home_url(alice, "held/"), [bob.name], "read")
     ).status_code == 200
     creds = bob_s3.client._request_signer._credentials  # the pair issued to bob
-    store = MinioStore(os.environ["MINIO_ENDPOINT"], creds.access_key, creds.secret_key)
+    store = open_store(None, creds.access_key, creds.secret_key)
     try:
         with pytest.raises(DataNotDeleted) as info:
             await store.delete_prefix(BUCKET, home_key(alice, "held") + "/")
@@ -389,13 +390,13 @@ async def test_user_deletion_fails_and_resumes_when_data_remains(
     assert "raw store text 1234" not in response.text
     assert "repeat" in response.json()["message"]
     assert await services.store.get_user(user.name) is not None
-    assert await services.store.list_keys(BUCKET, home_key(user) + "/") == [stuck]
+    assert await list_keys(BUCKET, home_key(user) + "/") == [stuck]
 
     monkeypatch.setattr(minio, "_delete_batch", real_batch)
     response = await client.delete(f"/management/users/{user.name}", headers=admin.headers)
     assert response.status_code == 200, response.text
     assert await services.store.get_user(user.name) is None
-    assert await services.store.list_keys(BUCKET, home_key(user) + "/") == []
+    assert await list_keys(BUCKET, home_key(user) + "/") == []
 
 
 # -- 8. truthful make-private, no raw store text ---------------------------------------------------
@@ -451,7 +452,7 @@ async def test_unexpected_store_refusal_answers_the_code_not_the_text(
     minio = services.membership._raw
 
     async def refuse(group: str) -> None:
-        raise ObjectStoreRejected(400, "XMinioAdminSomethingOdd", "raw internals /data/disk1 42")
+        raise StoreRejected(400, "XMinioAdminSomethingOdd", "raw internals /data/disk1 42")
 
     monkeypatch.setattr(minio, "get_group", refuse)
     response = await client.post(f"/management/groups/{group_name()}", headers=admin.headers)

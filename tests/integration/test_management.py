@@ -31,6 +31,7 @@ from tests.support.governance import (
 )
 from tests.support.kbase import KBase, TestUser
 from tests.support.s3 import S3User
+from tests.support.store import list_keys
 
 
 @pytest_asyncio.fixture(scope="module", autouse=True)
@@ -69,7 +70,7 @@ async def policy_names(services: Any) -> set[str]:
 
 
 async def all_keys(services: Any, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = await services.store.list_keys(bucket, prefix)
+    keys: list[str] = await list_keys(bucket, prefix)
     return keys
 
 

@@ -33,7 +33,7 @@ from minio_manager.governance.policies import (
     policy_names_for,
     render_policy_documents,
 )
-from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning import outbox
 from minio_manager.provisioning.outbox import Fence
@@ -88,7 +88,7 @@ class PolicySync:
         """Overwrite the principal's documents (one call each)."""
         try:
             await settle(*(self._store.put_policy(n, d) for n, d in rendered.items()))
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             log.warning("policy %s rejected: %s", base, exc.code)
             raise PolicyOperationError(f"the object store refused policy {base}") from None
         return list(rendered)
@@ -162,7 +162,7 @@ class PolicySync:
         await fence.check()
         try:
             await self._store.set_user_policies(user, attached)
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
         await fence.check()
         await self._drop_stale(home, current.policies, attached)
@@ -201,7 +201,7 @@ class PolicySync:
         await fence.check()
         try:
             await self._store.set_group_policies(group, names)
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
         await fence.check()
         await self._drop_stale(base, current.policies, names)

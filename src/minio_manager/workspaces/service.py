@@ -37,7 +37,7 @@ from minio_manager.workspaces.schemas import (
 )
 
 if TYPE_CHECKING:
-    from minio_manager.auth.deps import Caller
+    from minio_manager.caller import Caller
 
 REDACTED = "<redacted>"
 Document = Mapping[str, Any]
