@@ -30,6 +30,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if mark is not None:
             reason = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "")
             item.add_marker(pytest.mark.skip(reason=f"MinIO only: {reason}"))
+
+
 TEST_REDIS_DB = 15
 
 

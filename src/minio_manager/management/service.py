@@ -222,7 +222,7 @@ class ManagementService:
         summaries = [
             UserSummary(
                 username=u.name,
-                access_key=u.name,
+                access_key=u.access_key,
                 enabled=u.enabled,
                 home_paths=self._layout.user_home_urls(u.name),
                 groups=list(u.groups),

@@ -125,9 +125,10 @@ class AwsIamStore:
         iam = await self._clients.iam()
         try:
             await call("iam:GetUser", iam.get_user(UserName=name))
-            attached, groups = await asyncio.gather(
+            attached, groups, keys = await asyncio.gather(
                 self._attached("user", name),
                 call("iam:ListGroupsForUser", iam.list_groups_for_user(UserName=name)),
+                self._access_key_ids(name),
             )
         except StoreRejected as exc:
             if exc.not_found:
@@ -137,6 +138,7 @@ class AwsIamStore:
             name=name,
             policies=tuple(sorted(attached)),
             groups=tuple(sorted(g["GroupName"] for g in groups.get("Groups", []))),
+            access_keys=tuple(keys),
         )
 
     async def list_users(self) -> list[str]:

@@ -245,6 +245,7 @@ class MinioStore:
             policies=_split_csv(data.get("policyName")),
             groups=tuple(sorted(data.get("memberOf") or ())),
             enabled=data.get("status", "enabled") == "enabled",
+            access_keys=(name,),
         )
 
     async def authenticates(self, access_key: str, secret_key: str) -> bool:

@@ -20,6 +20,13 @@ class StoreUser:
     policies: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     enabled: bool = True
+    access_keys: tuple[str, ...] = ()
+    """The access key ids the store holds for the user (MinIO: the name itself)."""
+
+    @property
+    def access_key(self) -> str:
+        """What a client signs with: the first key id, else the name (nothing issued yet)."""
+        return self.access_keys[0] if self.access_keys else self.name
 
 
 @dataclass(frozen=True)
