@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from minio_manager.errors import DataNotDeleted
 from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.minio import DeleteFailure
+from minio_manager.objectstore.port import AccessKey
 from tests.support.api import BUCKET, home_key, home_url, issue, post
 from tests.support.governance import (
     assert_error,
@@ -253,20 +254,20 @@ def _secret_works(access_key: str, secret_key: str) -> bool:
 
 
 @pytest_asyncio.fixture
-async def foreign(kbase: KBase, services: Any) -> AsyncIterator[tuple[TestUser, str]]:
+async def foreign(kbase: KBase, services: Any) -> AsyncIterator[tuple[TestUser, AccessKey]]:
     """A store user made outside the service (as an operator would) and a KBase user of the
     same name."""
     name = f"svc{secrets.token_hex(5)}"
     secret = secrets.token_urlsafe(30)
-    await services.store.set_user(name, secret)
-    yield kbase.add_user(name), secret
+    pair = await services.store.set_user(name, secret)
+    yield kbase.add_user(name), pair
     await services.store.delete_user(name)
 
 
 async def test_login_does_not_take_over_a_store_user_the_service_did_not_create(
-    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, str]
+    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, AccessKey]
 ) -> None:
-    user, secret = foreign
+    user, pair = foreign
     admin = kbase.add_user(admin=True)
     calls = [
         client.get("/credentials/", headers=user.headers),
@@ -279,8 +280,8 @@ async def test_login_does_not_take_over_a_store_user_the_service_did_not_create(
         assert_error(response, 409, 20032)
         message = response.json()["message"]
         assert f"/management/users/{user.name}/adopt" in message
-        assert secret not in response.text
-    assert _secret_works(user.name, secret)
+        assert pair.secret_key not in response.text
+    assert _secret_works(pair.access_key, pair.secret_key)
     assert (
         await db_rows(services, "SELECT 1 FROM user_credentials WHERE username = :u", u=user.name)
         == []
@@ -291,9 +292,9 @@ async def test_login_does_not_take_over_a_store_user_the_service_did_not_create(
 
 
 async def test_admin_adopts_a_store_user_then_logins_work(
-    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, str]
+    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, AccessKey]
 ) -> None:
-    user, old_secret = foreign
+    user, old = foreign
     admin = kbase.add_user(admin=True)
     assert_error(
         await client.post(f"/management/users/{user.name}/adopt", headers=user.headers), 403, 10040
@@ -320,7 +321,7 @@ async def test_admin_adopts_a_store_user_then_logins_work(
 
     s3 = await issue(client, user)
     assert s3.can_put(BUCKET, home_key(user, "data/x"))
-    assert not _secret_works(user.name, old_secret)
+    assert not _secret_works(old.access_key, old.secret_key)
 
 
 async def test_provisioned_users_are_recorded_and_forgotten_on_delete(

@@ -31,3 +31,15 @@ async def list_keys(bucket: str, prefix: str) -> list[str]:
         return await store.list_keys(bucket, prefix)
     finally:
         await store.close()
+
+
+async def store_access_key(user: str) -> str:
+    """The access key id the store holds for ``user`` (MinIO: the name; an AWS-IAM-API store:
+    the id it issued), read independently of the service."""
+    store = open_store()
+    try:
+        found = await store.get_user(user)
+    finally:
+        await store.close()
+    assert found is not None, f"no store user {user}"
+    return found.access_key

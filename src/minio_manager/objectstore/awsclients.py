@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# botocore's DEBUG lines carry whole response bodies (CreateAccessKey's holds the new secret)
+# and request signatures: never below WARNING, whatever LOG_LEVEL says.
+for _noisy in ("botocore", "aiobotocore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
 NOT_FOUND_CODES = frozenset({"NoSuchEntity", "NoSuchBucket", "NoSuchKey", "NotFound"})
 CONFLICT_CODES = frozenset({"EntityAlreadyExists", "DeleteConflict", "LimitExceeded"})
 INVALID_NAME_CODES = frozenset({"ValidationError", "InvalidInput"})
