@@ -17,8 +17,8 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from minio_manager.errors import DataNotDeleted
+from minio_manager.objectstore.deletion import DeleteFailure
 from minio_manager.objectstore.errors import StoreRejected
-from minio_manager.objectstore.minio import DeleteFailure
 from minio_manager.objectstore.port import AccessKey
 from tests.support.api import BUCKET, home_key, home_url, issue, post
 from tests.support.governance import (
@@ -376,7 +376,8 @@ async def test_user_deletion_fails_and_resumes_when_data_remains(
     s3 = await issue(client, user)
     stuck = home_key(user, "data/stuck.bin")
     assert s3.can_put(BUCKET, stuck)
-    minio = services.membership._raw  # the MinIO adapter behind the membership cache
+    adapter = services.membership._raw  # the adapter behind the membership cache
+    minio = getattr(adapter, "_data", adapter)  # the AWS-IAM adapter's S3 part has the batch
     real_batch = minio._delete_batch
 
     async def refuse_stuck(bucket: str, keys: list[str]) -> list[DeleteFailure]:
