@@ -70,7 +70,7 @@ chaos: install stack
 	CHAOS_SECONDS=$(CHAOS_SECONDS) $(UV) run python bench/chaos.py
 
 chaos-short: install stack
-	CHAOS_SECONDS=120 CHAOS_REQUIRE_CONVERGENCE=0 $(UV) run python bench/chaos.py
+	CHAOS_SECONDS=120 $(UV) run python bench/chaos.py
 
 down:
 	scripts/stack.sh down

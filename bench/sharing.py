@@ -7,10 +7,12 @@ Prints figures; no pass/fail. For each level (10, 100, 1000 shares held by one t
 - measured: ``BENCH_SHARE_SAMPLES`` share calls of a fresh path to that target, one at a time,
   each followed by an unmeasured unshare, so the target keeps holding N shares throughout.
 
-Every share re-renders all of the target's documents (the projection is rebuilt from the
-records each time), so latency grows with the number of shares held and the number of
-policy documents they spill into. The service runs as its own process; client, service and
-stack share the machine.
+A share places the new grant into one of the target's documents (stable placement, see
+docs/decisions.md "Policy documents") and writes only that document, so latency should not
+grow with the shares held beyond reading the target's records. The service runs as its own
+process; client, service and stack share the machine, so the load average is printed with
+the figures. User names get a per-run suffix: the bench database is recreated each run, but
+MinIO keeps the users, and a store user unknown to the new database is not taken over.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -26,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH_DB, running_service, summary
+from harness import BENCH_DB, percentile, running_service, summary
 from tests.support.stack import connect, stack_env
 
 from minio_manager.objectstore.minio import MinioStore
@@ -88,6 +91,7 @@ async def run(base_url: str, owner: str, owner_token: str, target: str, target_t
             return f"s3a://{BUCKET}/{home_key(owner, rest)}"
 
         held = 0
+        medians: dict[int, float] = {}
         for level in LEVELS:
             # N-1 records straight into PostgreSQL, then the Nth through the API renders all N.
             await seed(owner, target, held, level - 1)
@@ -109,18 +113,29 @@ async def run(base_url: str, owner: str, owner_token: str, target: str, target_t
                 f" direct INSERT + one API share that rendered them in {render * 1000:.0f}ms)"
             )
             print(f"  share   {summary(shares)}")
-            print(f"  unshare {summary(unshares)}")
+            print(f"  unshare {summary(unshares)}  ({load()})")
+            medians[level] = percentile(shares, 50)
+        low, high = min(medians), max(medians)
+        print(
+            f"share p50 at {high} shares / at {low}: {medians[high] / medians[low]:.2f}x"
+            " (goal: at most 2x)"
+        )
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
 def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"levels {LEVELS}, {SAMPLES} sequential share (+unshare) calls per level")
+    print(f"levels {LEVELS}, {SAMPLES} sequential share (+unshare) calls per level; {load()}")
     with running_service() as service:
-        owner, target = "benchowner", "benchtarget"
+        run_id = secrets.token_hex(3)
+        owner, target = f"benchowner{run_id}", f"benchtarget{run_id}"
         owner_token = service.add_user(owner)
         target_token = service.add_user(target)
         asyncio.run(run(service.url, owner, owner_token, target, target_token))
-        print(f"service peak RSS: {service.peak_rss_mib():.0f} MiB")
+        print(f"service peak RSS: {service.peak_rss_mib():.0f} MiB; {load()}")
 
 
 if __name__ == "__main__":

@@ -67,8 +67,18 @@ class Settings(BaseSettings):
     # Tunables (not in the reference): documented in docs/configuration.md.
     credential_lock_wait_seconds: float = Field(default=30.0, gt=0)
     credential_lock_expiry_seconds: float = Field(default=120.0, gt=0)
-    policy_lock_wait_seconds: float = Field(default=60.0, gt=0)
-    policy_lock_expiry_seconds: float = Field(default=120.0, gt=0)
+    # Group-pair locks (membership changes, shares to groups). Until 2026-12 these were
+    # called POLICY_LOCK_*, from when they also guarded policy rendering; both names work.
+    group_lock_wait_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("group_lock_wait_seconds", "policy_lock_wait_seconds"),
+    )
+    group_lock_expiry_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("group_lock_expiry_seconds", "policy_lock_expiry_seconds"),
+    )
     auth_cache_max_entries: int = Field(default=10_000, gt=0)
     auth_timeout_seconds: float = Field(default=10.0, gt=0)
     minio_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -80,6 +80,13 @@ class CredentialLockTimeout(ServiceError):
     code, error_type, status = 20045, "credential_lock_timeout", 409
 
 
+class GroupBusy(ServiceError):
+    """Another membership change of the same group pair held its lock past the wait limit
+    (a conflict to retry, not a bad request: nothing was changed)."""
+
+    code, error_type, status = 20046, "group_busy", 409
+
+
 class ObjectStoreUnavailable(ServiceError):
     code, error_type, status = 20050, "object_store_unavailable", 503
 

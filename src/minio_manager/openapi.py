@@ -40,6 +40,7 @@ _PATH_PARAM_CODES = {"username": "20030", "group": "20040", "tenant": "40010"}
 
 _NOT_FOUND_USER = "20031"
 _LOCKED = "20045"
+_GROUP_BUSY = "20046"  # another change of the same group pair held its lock too long
 _LOGIN_CONFLICT = "20032, 20045"  # unmanaged store user; credential lock held too long
 _DATA_LEFT = "20053"  # objects the store refused to delete (repeat the call)
 _LISTING = "40405"
@@ -50,7 +51,7 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/health"): {},
     ("GET", "/credentials/"): {409: _LOGIN_CONFLICT},
     ("POST", "/credentials/rotate"): {409: _LOGIN_CONFLICT},
-    ("POST", "/sharing/share"): {400: "20015, 30020", 403: "20042"},
+    ("POST", "/sharing/share"): {400: "20015, 30020", 403: "20042", 409: _GROUP_BUSY},
     ("POST", "/sharing/unshare"): {400: "20015, 30020", 403: "20042"},
     ("POST", "/sharing/make-public"): {400: "20015, 30020", 403: "20042"},
     ("POST", "/sharing/make-private"): {400: "20015, 30020", 403: "20042"},
@@ -61,21 +62,29 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/management/audit"): {},
     ("GET", "/tenants"): {},
     ("GET", "/tenants/{tenant}"): {404: "40030"},
-    ("POST", "/tenants/{tenant}"): {404: "40030"},
-    ("PATCH", "/tenants/{tenant}"): {403: "40020", 404: "40030"},
-    ("DELETE", "/tenants/{tenant}"): {404: "40030"},
+    ("POST", "/tenants/{tenant}"): {404: "40030", 409: _GROUP_BUSY},
+    ("PATCH", "/tenants/{tenant}"): {403: "40020", 404: "40030", 409: _GROUP_BUSY},
+    ("DELETE", "/tenants/{tenant}"): {404: "40030", 409: _GROUP_BUSY},
     ("GET", "/tenants/{tenant}/members"): {403: "40020", 404: "40030"},
     ("POST", "/tenants/{tenant}/members/{username}"): {
         403: "40020",
         404: f"40030, {_NOT_FOUND_USER}",
+        409: _GROUP_BUSY,
     },
     ("DELETE", "/tenants/{tenant}/members/{username}"): {
         403: "40020",
         404: f"40030, {_NOT_FOUND_USER}",
+        409: _GROUP_BUSY,
     },
     ("GET", "/tenants/{tenant}/stewards"): {403: "40020", 404: "40030"},
-    ("POST", "/tenants/{tenant}/stewards/{username}"): {404: f"40030, {_NOT_FOUND_USER}"},
-    ("DELETE", "/tenants/{tenant}/stewards/{username}"): {404: f"40030, {_NOT_FOUND_USER}"},
+    ("POST", "/tenants/{tenant}/stewards/{username}"): {
+        404: f"40030, {_NOT_FOUND_USER}",
+        409: _GROUP_BUSY,
+    },
+    ("DELETE", "/tenants/{tenant}/stewards/{username}"): {
+        404: f"40030, {_NOT_FOUND_USER}",
+        409: _GROUP_BUSY,
+    },
     ("GET", "/workspaces/me"): {404: _NOT_FOUND_USER},
     ("GET", "/workspaces/me/groups"): {},
     ("GET", "/workspaces/me/policies"): {404: _NOT_FOUND_USER},
@@ -100,10 +109,20 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/management/credentials/rotate-all-credentials"): {},
     ("GET", "/management/groups"): {},
     ("GET", "/management/groups/names"): {},
-    ("POST", "/management/groups/{group}"): {405: _LISTING},
-    ("POST", "/management/groups/{group}/members/{username}"): {404: f"20041, {_NOT_FOUND_USER}"},
-    ("DELETE", "/management/groups/{group}/members/{username}"): {404: f"20041, {_NOT_FOUND_USER}"},
-    ("DELETE", "/management/groups/{group}"): {404: "20041", 405: _LISTING, 409: _DATA_LEFT},
+    ("POST", "/management/groups/{group}"): {405: _LISTING, 409: _GROUP_BUSY},
+    ("POST", "/management/groups/{group}/members/{username}"): {
+        404: f"20041, {_NOT_FOUND_USER}",
+        409: _GROUP_BUSY,
+    },
+    ("DELETE", "/management/groups/{group}/members/{username}"): {
+        404: f"20041, {_NOT_FOUND_USER}",
+        409: _GROUP_BUSY,
+    },
+    ("DELETE", "/management/groups/{group}"): {
+        404: "20041",
+        405: _LISTING,
+        409: f"{_GROUP_BUSY}, {_DATA_LEFT}",
+    },
 }
 """Domain answers per operation beyond those its shape implies: status → codes."""
 

@@ -60,17 +60,10 @@ BUSY_RETRIES = 8
 
 
 def busy(response: httpx.Response) -> bool:
-    """A "try again" answer: a lock held by another change (409, or 400 / 20040 for a group
-    whose membership another call is changing). Nothing was changed; clients retry."""
-    if response.status_code == 409:
-        return True
-    if response.status_code != 400:
-        return False
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return body.get("error") == 20040 and "still running" in str(body.get("message", ""))
+    """A "try again" answer: a lock held by another change (409: a credential lock, 20045,
+    or a group pair whose membership another call is changing, 20046). Nothing was changed;
+    clients retry."""
+    return response.status_code == 409
 
 
 @dataclass
@@ -125,7 +118,7 @@ def replica(
         "LOG_LEVEL": "INFO",
         "MINIO_TIMEOUT_SECONDS": "5",
         "CREDENTIAL_LOCK_WAIT_SECONDS": "10",
-        "POLICY_LOCK_WAIT_SECONDS": "10",
+        "GROUP_LOCK_WAIT_SECONDS": "10",
     }
     log_dir: Path = tmp_path_factory.mktemp("kill9")
     with service_process(env, log_dir / "replica.log") as url:

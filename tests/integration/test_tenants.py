@@ -586,6 +586,28 @@ async def test_changes_waiting_on_a_group_deletion_do_not_recreate_it(
         assert await db_rows(services, query, t=tenant) == []
 
 
+async def test_a_group_lock_held_too_long_is_409_group_busy_and_changes_nothing(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    monkeypatch.setattr(services.tenants, "_wait", 0.5)
+    async with services.tenants.group_lock(tenant):
+        response = await client.post(
+            f"/tenants/{tenant}/members/{user.name}",
+            params={"permission": "read_write"},
+            headers=admin.headers,
+        )
+    assert_error(response, 409, 20046)
+    assert "try again" in response.json()["message"]
+    assert user.name not in (await members_of(services, tenant) or set())
+
+
 async def test_steward_status_of_a_removed_member_is_checked_under_the_lock(
     client: httpx.AsyncClient, kbase: KBase, admin: TestUser, services: Any
 ) -> None:

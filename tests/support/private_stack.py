@@ -94,6 +94,11 @@ class PrivateProcess:
     def start(self) -> None:
         if self.alive():
             return
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the process without waiting until it is ready (to race its start-up)."""
         self._log = self.log_path.open("ab")
         user = self.run_as()
         self.proc = subprocess.Popen(
@@ -108,7 +113,6 @@ class PrivateProcess:
             group=pwd.getpwnam(user).pw_gid if user else None,
             extra_groups=[] if user else None,
         )
-        self.wait_ready()
 
     def wait_ready(self, timeout: float = READY_SECONDS) -> None:
         deadline = time.monotonic() + timeout

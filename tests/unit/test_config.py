@@ -87,3 +87,12 @@ def test_unknown_object_store_kind_is_named(env: pytest.MonkeyPatch) -> None:
     env.setenv("OBJECT_STORE", "ceph-admin")
     with pytest.raises(ConfigurationError, match="OBJECT_STORE"):
         load_settings()
+
+
+def test_group_lock_settings_accept_their_old_policy_lock_names(env: pytest.MonkeyPatch) -> None:
+    env.setenv("POLICY_LOCK_WAIT_SECONDS", "7")
+    env.setenv("POLICY_LOCK_EXPIRY_SECONDS", "70")
+    settings = load_settings()
+    assert (settings.group_lock_wait_seconds, settings.group_lock_expiry_seconds) == (7, 70)
+    env.setenv("GROUP_LOCK_WAIT_SECONDS", "3")
+    assert load_settings().group_lock_wait_seconds == 3

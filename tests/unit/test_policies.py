@@ -11,12 +11,12 @@ import pytest
 
 from minio_manager.errors import PolicyOperationError
 from minio_manager.governance.layout import Grant, Layout
+from minio_manager.governance.placement import render_policy_documents
 from minio_manager.governance.policies import (
     document_size,
     grants_from_document,
     is_overflow_name,
-    policy_names_for,
-    render_policy_documents,
+    policy_name_at,
 )
 
 LAYOUT = Layout()
@@ -302,15 +302,15 @@ def test_single_oversized_grant_is_a_policy_error() -> None:
     assert render_policy_documents([huge], max_bytes=20480)
 
 
-def test_policy_names_for() -> None:
-    assert policy_names_for("user-home-policy-alice", 1) == ["user-home-policy-alice"]
-    assert policy_names_for("group-policy-kbasero", 3) == [
-        "group-policy-kbasero",
+def test_policy_name_at() -> None:
+    assert policy_name_at("user-home-policy-alice", 1) == "user-home-policy-alice"
+    assert [policy_name_at("group-policy-kbasero", n) for n in (2, 3, 12)] == [
         "group-policy-kbasero--2",
         "group-policy-kbasero--3",
+        "group-policy-kbasero--12",
     ]
     with pytest.raises(ValueError):
-        policy_names_for("x", 0)
+        policy_name_at("x", 0)
 
 
 # -- inverse --------------------------------------------------------------------------------
@@ -376,9 +376,9 @@ def test_generators_are_accepted() -> None:
 
 
 def test_overflow_names_never_collide_with_hyphenated_usernames() -> None:
-    alice = policy_names_for("user-home-policy-alice", 2)
-    assert alice[1] == "user-home-policy-alice--2"
-    assert alice[1] != "user-home-policy-alice-2"  # the home policy of user "alice-2"
+    second = policy_name_at("user-home-policy-alice", 2)
+    assert second == "user-home-policy-alice--2"
+    assert second != "user-home-policy-alice-2"  # the home policy of user "alice-2"
     assert is_overflow_name("user-home-policy-alice", "user-home-policy-alice--2")
     assert not is_overflow_name("user-home-policy-alice", "user-home-policy-alice-2")
     assert not is_overflow_name("user-home-policy-alice", "user-home-policy-alice--1")

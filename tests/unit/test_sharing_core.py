@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from minio_manager.audit.service import AuditPage
 from minio_manager.governance.layout import Grant, Layout
 from minio_manager.governance.paths import home_owner_of, parse_share_path, self_and_ancestors
-from minio_manager.governance.policies import canonical_document, render_policy_documents
+from minio_manager.governance.placement import render_policy_documents
+from minio_manager.governance.policies import canonical_document
 from minio_manager.sharing.schemas import MAX_TARGETS, PathRequest, ShareRequest, UnshareRequest
 from minio_manager.sharing.service import AccessInfo, SharingOutcome
 

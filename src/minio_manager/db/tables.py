@@ -154,3 +154,20 @@ managed_users = Table(
         "source IN ('provisioned', 'adopted', 'existing')", name="ck_managed_users_source"
     ),
 )
+
+policy_documents = Table(
+    "policy_documents",
+    metadata,
+    # The family's base policy name (user-home-policy-{u}, group-policy-{g}, …); position 1 is
+    # the document of that name, n ≥ 2 is "{family}--{n}".
+    Column("family", String(160), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("grants", JSONB, nullable=False),  # [[bucket, key, write], …] as last written
+    Column("size", Integer, nullable=False),  # its compact JSON bytes (packing trusts it)
+    # Set (committed on its own) before the document is written, cleared with the new grants
+    # in the converge transaction: a write whose transaction then failed is written again.
+    Column("dirty", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("family", "position"),
+    CheckConstraint("position >= 1", name="ck_policy_documents_position"),
+)

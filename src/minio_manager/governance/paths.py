@@ -130,7 +130,7 @@ def has_policy_syntax(key: str) -> bool:
     The renderer drops share grants for which this holds, so a record written before the rule
     existed can never reach a policy.
     """
-    return any(char in POLICY_SYNTAX_CHARS for char in key)
+    return not POLICY_SYNTAX_CHARS.isdisjoint(key)
 
 
 def is_within(key: str, prefix: str) -> bool:

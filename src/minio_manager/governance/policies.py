@@ -3,8 +3,8 @@
 Policy documents are a projection of the template and share records, so rendering must be
 deterministic (re-rendering the same state gives byte-identical JSON) and invertible enough to
 list accessible paths and detect drift. MinIO refuses documents over 20 KiB, so a large grant
-set is split across several self-contained documents, stored as ``{name}``, ``{name}-2``, …
-Pure: no I/O.
+set is split across several self-contained documents, stored as ``{name}``, ``{name}--2``, …
+(which grant goes into which document: ``placement.py``). Pure: no I/O.
 
 Document shape, per bucket (buckets sorted, then keys sorted within each statement)::
 
@@ -24,7 +24,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from minio_manager.errors import PolicyOperationError
 from minio_manager.governance.layout import Grant
 
 POLICY_VERSION = "2012-10-17"
@@ -50,16 +49,16 @@ def document_size(doc: Mapping[str, Any]) -> int:
 OVERFLOW_SEPARATOR = "--"
 
 
-def policy_names_for(base_name: str, count: int) -> list[str]:
-    """Names of ``count`` documents of one principal: ``base``, ``base--2``, ``base--3``, …
+def policy_name_at(base_name: str, position: int) -> str:
+    """Name of a principal's document at ``position``: ``base``, then ``base--2``, ``base--3``, …
 
     The separator is doubled because ``-`` is legal in usernames: with a single hyphen the
     second document of ``alice`` (``user-home-policy-alice-2``) would be the home policy of
     user ``alice-2``. Usernames can never hold two consecutive hyphens, so ``--`` cannot clash.
     """
-    if count < 1:
-        raise ValueError("a principal has at least one policy document")
-    return [base_name] + [f"{base_name}{OVERFLOW_SEPARATOR}{n}" for n in range(2, count + 1)]
+    if position < 1:
+        raise ValueError("document positions start at 1")
+    return base_name if position == 1 else f"{base_name}{OVERFLOW_SEPARATOR}{position}"
 
 
 def is_overflow_name(base_name: str, name: str) -> bool:
@@ -73,7 +72,7 @@ def _check(grant: Grant) -> None:
         raise ValueError(f"malformed grant {grant!r}: need a bucket and a key without edge '/'")
 
 
-def _collapse(grants: Iterable[Grant]) -> dict[tuple[str, str], bool]:
+def collapse(grants: Iterable[Grant]) -> dict[tuple[str, str], bool]:
     """One entry per (bucket, key); write wins over read."""
     levels: dict[tuple[str, str], bool] = {}
     for grant in grants:
@@ -92,11 +91,7 @@ def _statement(
     return statement
 
 
-def _render(grants: Iterable[Grant]) -> dict[str, Any]:
-    """One document for grants already known to fit; output order ignores input order."""
-    by_bucket: dict[str, dict[str, bool]] = {}
-    for (bucket, key), write in _collapse(grants).items():
-        by_bucket.setdefault(bucket, {})[key] = write
+def _statements_for(by_bucket: dict[str, dict[str, bool]]) -> dict[str, Any]:
     statements: list[dict[str, Any]] = []
     for bucket in sorted(by_bucket):
         keys = sorted(by_bucket[bucket])
@@ -119,65 +114,16 @@ def _render(grants: Iterable[Grant]) -> dict[str, Any]:
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-_EMPTY_SIZE = document_size({"Version": POLICY_VERSION, "Statement": []})
+EMPTY_DOCUMENT_SIZE = document_size({"Version": POLICY_VERSION, "Statement": []})
 
 
-def render_policy_documents(
-    grants: Iterable[Grant],
-    *,
-    max_bytes: int = MAX_POLICY_BYTES,
-    pinned: Iterable[Grant] = (),
-) -> list[dict[str, Any]]:
-    """Render grants into as few documents as fit, each at most ``max_bytes`` compact bytes.
-
-    The union of ``grants`` and ``pinned`` is rendered; duplicates collapse and write subsumes
-    read on the same key (nested keys are kept apart). Grants are packed greedily in a fixed
-    order: pinned grants and grants whose key holds a template ``*`` first, then by bucket and
-    key, so templates land in the first document and input order never matters. Every document
-    carries its own GetBucketLocation/ListBucket statements.
-
-    Raises ``ValueError`` for an empty grant set (MinIO rejects a policy with no statements;
-    callers detach/delete the policy instead) or a malformed grant, and
-    ``PolicyOperationError`` when a single grant alone exceeds ``max_bytes``.
-    """
-    pinned = list(pinned)  # iterated twice
-    pinned_keys = set(_collapse(pinned))
-    levels = _collapse([*pinned, *grants])
-    if not levels:
-        raise ValueError("cannot render a policy without grants")
-    ordered = sorted(
-        (Grant(bucket, key, write) for (bucket, key), write in levels.items()),
-        key=lambda g: ((g.bucket, g.key) not in pinned_keys and "*" not in g.key, g.bucket, g.key),
-    )
-    batches: list[list[Grant]] = []
-    current: list[Grant] = []
-    estimate = 0  # an upper bound of the current batch's document size
-    for grant in ordered:
-        alone = document_size(_render([grant]))
-        if alone > max_bytes:
-            raise PolicyOperationError(
-                f"Grant on {grant.bucket}/{grant.key[:80]} alone needs {alone} bytes of policy,"
-                f" over the {max_bytes}-byte limit"
-            )
-        if not current:
-            current, estimate = [grant], alone
-            continue
-        # Merging a grant into a document grows it by at most its own statements plus one
-        # comma, so the exact (costlier) render is needed only near the limit.
-        bound = estimate + alone - _EMPTY_SIZE + 1
-        if bound <= max_bytes:
-            current.append(grant)
-            estimate = bound
-            continue
-        exact = document_size(_render([*current, grant]))
-        if exact <= max_bytes:
-            current.append(grant)
-            estimate = exact
-        else:
-            batches.append(current)
-            current, estimate = [grant], alone
-    batches.append(current)
-    return [_render(batch) for batch in batches]
+def render_document(grants: Iterable[Grant]) -> dict[str, Any]:
+    """One document for grants already known to fit (``placement.place`` decides which);
+    output order ignores input order, so equal grant sets give byte-identical JSON."""
+    by_bucket: dict[str, dict[str, bool]] = {}
+    for (bucket, key), write in collapse(grants).items():
+        by_bucket.setdefault(bucket, {})[key] = write
+    return _statements_for(by_bucket)
 
 
 def _field(mapping: Mapping[str, Any], name: str) -> Any:

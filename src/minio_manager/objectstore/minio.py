@@ -4,6 +4,12 @@ Requests are signed with SigV4 and sent with ``httpx.AsyncClient`` (HTTP keep-al
 independent calls run concurrently on the event loop. The admin payload cipher is CPU-bound
 (Argon2id) and runs in a worker thread so it never stalls other requests.
 
+IAM writes wait for MinIO's IAM load (``_confirm_iam``): MinIO accepts them while it is still
+loading IAM after a start, and the end of that first load replaces its in-memory IAM with what
+it read from the drive, so such a write is stored but not enforced (reproduced with 600 users:
+a policy written 0.4 s after MinIO accepted writes was on the drive, yet S3 enforced the old
+one).
+
 Errors (``objectstore/errors.py``): a connection failure, timeout or 5xx is ``StoreUnavailable``
 (503); a wait for a pooled connection that runs out is ``StoreBusy`` (429, MinIO is up); any
 other refusal is ``StoreRejected`` with MinIO's error code and its neutral ``Refusal`` kind.
@@ -18,6 +24,7 @@ import base64
 import hashlib
 import json
 import logging
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +61,10 @@ REJECTED_KEY_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AccessKeyDisabled"}
 )
 CIPHER_CONCURRENCY = 4
+IAM_CONFIRM_SECONDS = 0.25
+"""How long a proof that MinIO's IAM is loaded counts for IAM writes. Kept far below the time
+a restarted MinIO needs before it accepts writes (≥ 0.5 s measured here), so a restart that
+the pool never noticed (idle connections are replaced silently) is still caught."""
 RETRYABLE_TRANSPORT_ERRORS = (
     httpx.ReadError,
     httpx.WriteError,
@@ -103,6 +114,8 @@ class MinioStore:
         # Each madmin cipher call holds 64 MiB (Argon2id) for its duration: bound how many run
         # at once so a burst of first logins cannot balloon memory.
         self._cipher_slots = asyncio.Semaphore(CIPHER_CONCURRENCY)
+        self._iam_confirmed_at: float | None = None
+        self._iam_gate = asyncio.Lock()
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(
                 timeout_seconds, connect=min(5.0, timeout_seconds), pool=pool_wait_seconds
@@ -129,7 +142,10 @@ class MinioStore:
         params: dict[str, str] | None = None,
         body: bytes = b"",
         extra_headers: dict[str, str] | None = None,
+        iam_write: bool = False,
     ) -> httpx.Response:
+        if iam_write:
+            await self._confirm_iam()
         query = canonical_query(params)
         url = f"{self._base}{encode_path(path)}" + (f"?{query}" if query else "")
         headers = signed_headers(
@@ -140,8 +156,11 @@ class MinioStore:
             secret_key=self._secret_key,
             extra=extra_headers,
         )
-        response = await self._request_with_retry(method, url, body, headers, path)
+        response = await self._request_with_retry(
+            method, url, body, headers, path, iam_write=iam_write
+        )
         if response.status_code >= 500:
+            self._iam_confirmed_at = None
             log.warning("object store error %s on %s %s", response.status_code, method, path)
             raise StoreUnavailable(f"the object store failed (HTTP {response.status_code})")
         if response.status_code >= 300:
@@ -149,7 +168,14 @@ class MinioStore:
         return response
 
     async def _request_with_retry(
-        self, method: str, url: str, body: bytes, headers: dict[str, str], path: str
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        path: str,
+        *,
+        iam_write: bool = False,
     ) -> httpx.Response:
         """Send once more when a pooled keep-alive connection turns out to be dead.
 
@@ -163,8 +189,11 @@ class MinioStore:
                     method, httpx.URL(url), content=body, headers=headers
                 )
             except RETRYABLE_TRANSPORT_ERRORS as exc:
+                self._iam_confirmed_at = None  # MinIO may have restarted: prove IAM again
                 if attempt == 1:
                     log.debug("retrying %s %s after %s", method, path, type(exc).__name__)
+                    if iam_write:
+                        await self._confirm_iam()
                     continue
                 error = exc
             except httpx.PoolTimeout:
@@ -176,6 +205,7 @@ class MinioStore:
             except httpx.HTTPError as exc:
                 error = exc
             break
+        self._iam_confirmed_at = None
         log.warning("object store unreachable: %s %s: %s", method, path, type(error).__name__)
         raise StoreUnavailable("the object store is unreachable")
 
@@ -204,7 +234,29 @@ class MinioStore:
         params: dict[str, str] | None = None,
         body: bytes = b"",
     ) -> httpx.Response:
-        return await self._send(method, ADMIN_PREFIX + command, params=params, body=body)
+        return await self._send(
+            method, ADMIN_PREFIX + command, params=params, body=body, iam_write=method != "GET"
+        )
+
+    async def _confirm_iam(self) -> None:
+        """Return once MinIO has finished loading IAM (recently proven, or proven now).
+
+        ``GET groups`` is one of the admin calls MinIO holds until its IAM load has ended
+        (and the cheapest: plain JSON of group names). One call at a time; the others wait
+        for its proof.
+        """
+        if self._iam_fresh():
+            return
+        async with self._iam_gate:
+            if self._iam_fresh():
+                return
+            started = time.monotonic()
+            await self._send("GET", ADMIN_PREFIX + "groups")
+            self._iam_confirmed_at = started
+
+    def _iam_fresh(self) -> bool:
+        confirmed = self._iam_confirmed_at
+        return confirmed is not None and time.monotonic() - confirmed < IAM_CONFIRM_SECONDS
 
     async def _encrypt(self, payload: dict[str, Any]) -> bytes:
         raw = json.dumps(payload).encode()

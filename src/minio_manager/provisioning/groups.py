@@ -67,8 +67,8 @@ class GroupProvisioner:
             self._store.add_group_members(twin, []),
         )
         await asyncio.gather(
-            self._policies.sync_group(group),
-            self._policies.sync_group(twin),
+            self._policies.sync_group(group, rewrite=True),
+            self._policies.sync_group(twin, rewrite=True),
             self._store.put_objects(self._markers(group)),
         )
         metrics.provisioned("group")

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from minio_manager.errors import GroupOperationError
+from minio_manager.errors import GroupBusy
 from minio_manager.governance.naming import base_group_of
 from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import (
@@ -258,7 +258,7 @@ def hold_group_lock(
         group_lock_name(group),
         wait_seconds=wait_seconds,
         expiry_seconds=expiry_seconds,
-        on_timeout=lambda _: GroupOperationError(
+        on_timeout=lambda _: GroupBusy(
             f"another change to group {base_group_of(group)!r} is still running; try again"
         ),
     )

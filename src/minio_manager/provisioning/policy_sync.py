@@ -1,18 +1,22 @@
 """Write a principal's policies as a projection of templates + share records.
 
-Each update renders every document from scratch, overwrites the named policies in one call
-each, sets the principal's exact attachment list in one call, then removes overflow policies
-that are no longer needed. It runs through ``outbox.converge``: under the principal's
-PostgreSQL advisory lock (no expiry: it dies with its connection), with the outbox generation
-re-checked before every store write, so a renderer that lost its lock or was overtaken by
-newer records never writes an older document over a newer one.
+A principal's grants are placed into its documents stably (``governance/placement.py``) and
+the placement last written is kept in PostgreSQL (``documents.py``), so an update writes only
+the documents whose grants changed (plus any the store does not show attached, or whose last
+write is not known to have committed), sets the attachment list only when it differs, then
+removes overflow policies that are no longer needed. ``rewrite`` (regenerate, provisioning)
+writes every document and the attachments regardless. It runs through ``outbox.converge``:
+under the principal's PostgreSQL advisory lock (no expiry: it dies with its connection), with
+the lock's connection checked before every store write, so a renderer that lost its lock never
+writes an older document over a newer one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,14 +32,12 @@ from minio_manager.governance.layout import (
     user_system_policy_name,
 )
 from minio_manager.governance.naming import base_group_of, is_read_only_group
-from minio_manager.governance.policies import (
-    is_overflow_name,
-    policy_names_for,
-    render_policy_documents,
-)
+from minio_manager.governance.placement import Placement, Previous, as_grants, place
+from minio_manager.governance.policies import is_overflow_name, policy_name_at, render_document
 from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.port import ObjectStore
-from minio_manager.provisioning import outbox
+from minio_manager.provisioning import documents, outbox
+from minio_manager.provisioning.documents import Written
 from minio_manager.provisioning.outbox import Fence
 from minio_manager.sharing import store as share_store
 
@@ -61,6 +63,34 @@ def _owned(base: str, name: str) -> bool:
     return name == base or is_overflow_name(base, name)
 
 
+@dataclass(frozen=True)
+class Family:
+    """One principal's documents of one kind: ``base``, ``base--2``, … (SPEC §2)."""
+
+    base: str
+    template: Sequence[Grant]
+    received: Sequence[Grant] = ()
+
+
+@dataclass
+class _Update:
+    """What one family's update writes, attaches and removes."""
+
+    family: Family
+    placement: Placement
+    written: Written
+    due: set[int]
+
+    def names(self) -> list[str]:
+        return [policy_name_at(self.family.base, p) for p in self.placement.documents]
+
+    def stale(self, attached: Sequence[str]) -> set[str]:
+        base = self.family.base
+        known = {n for n in attached if is_overflow_name(base, n)}
+        known |= {policy_name_at(base, p) for p in self.placement.removed}
+        return known - set(self.names())
+
+
 class PolicySync:
     def __init__(
         self,
@@ -75,98 +105,91 @@ class PolicySync:
         self._layout = layout
         self._wait = lock_wait_seconds
 
-    def _render(
-        self, base: str, template: Sequence[Grant], received: Sequence[Grant] = ()
-    ) -> dict[str, dict[str, Any]]:
-        """Name → document for one policy family; the template always lands in the first."""
-        documents = render_policy_documents(
-            received, pinned=template, max_bytes=self._store.policy_max_bytes
+    def _place(self, family: Family, written: Written, *, rewrite: bool = False) -> Placement:
+        previous = written.documents
+        if rewrite:  # a repair trusts no recorded size either
+            previous = {p: Previous(d.levels) for p, d in previous.items()}
+        return place(
+            previous, family.template, family.received, max_bytes=self._store.policy_max_bytes
         )
-        return dict(zip(policy_names_for(base, len(documents)), documents, strict=True))
 
-    async def _put_documents(self, rendered: dict[str, dict[str, Any]], base: str) -> list[str]:
-        """Overwrite the principal's documents (one call each)."""
-        try:
-            await settle(*(self._store.put_policy(n, d) for n, d in rendered.items()))
-        except StoreRejected as exc:
-            log.warning("policy %s rejected: %s", base, exc.code)
-            raise PolicyOperationError(f"the object store refused policy {base}") from None
-        return list(rendered)
+    async def _received(self, conn: AsyncConnection, target_type: str, name: str) -> list[Grant]:
+        return await share_store.grants_for(conn, target_type, name, self._layout)
 
-    async def _received(
-        self, target_type: str, name: str, conn: AsyncConnection | None = None
-    ) -> list[Grant]:
-        if conn is not None:
-            return await share_store.grants_for(conn, target_type, name, self._layout)
-        async with transaction(self._engine) as own:
-            return await share_store.grants_for(own, target_type, name, self._layout)
+    def _user_families(self, user: str, received: Sequence[Grant]) -> list[Family]:
+        return [
+            Family(user_home_policy_name(user), self._layout.user_home_grants(user), received),
+            Family(user_system_policy_name(user), self._layout.user_system_grants(user)),
+        ]
+
+    def _group_families(self, group: str, received: Sequence[Grant]) -> list[Family]:
+        return [Family(group_policy_name(group), self.group_template(group), received)]
+
+    async def _expected(
+        self, target_type: str, name: str, families: Callable[[str, Sequence[Grant]], list[Family]]
+    ) -> dict[str, dict[str, Any]]:
+        async with transaction(self._engine) as conn:
+            chosen = families(name, await self._received(conn, target_type, name))
+            written = await documents.load(conn, [f.base for f in chosen])
+        rendered: dict[str, dict[str, Any]] = {}
+        for family in chosen:
+            placement = self._place(family, written.get(family.base, Written()))
+            for position, grants in placement.documents.items():
+                rendered[policy_name_at(family.base, position)] = render_document(as_grants(grants))
+        return rendered
 
     async def render_user(self, user: str) -> dict[str, dict[str, Any]]:
-        """What ``sync_user`` would write now (name → document), without writing it."""
-        received = await self._received(share_store.USER, user)
-        home = self._render(
-            user_home_policy_name(user), self._layout.user_home_grants(user), received
-        )
-        system = self._render(user_system_policy_name(user), self._layout.user_system_grants(user))
-        return {**home, **system}
+        """What ``sync_user`` would leave in the store now (name → document), without writing."""
+        return await self._expected(share_store.USER, user, self._user_families)
 
     async def render_group(self, group: str) -> dict[str, dict[str, Any]]:
-        """What ``sync_group`` would write now (name → document), without writing it."""
-        received = await self._received(share_store.GROUP, group)
-        return self._render(group_policy_name(group), self.group_template(group), received)
-
-    async def _drop_stale(self, base: str, before: Sequence[str], after: Sequence[str]) -> None:
-        stale = [n for n in before if n not in after and is_overflow_name(base, n)]
-        await settle(*(self._store.delete_policy(n) for n in stale))
+        """What ``sync_group`` would leave in the store now (name → document), without writing."""
+        return await self._expected(share_store.GROUP, group, self._group_families)
 
     def _wait_for(self, try_only: bool) -> float | None:
         return None if try_only else self._wait
 
     async def sync_user(
-        self, user: str, *, try_only: bool = False, unless_applied: bool = False
+        self,
+        user: str,
+        *,
+        try_only: bool = False,
+        unless_applied: bool = False,
+        rewrite: bool = False,
     ) -> list[str]:
-        """Render and apply ``user-home-policy-{u}`` (+ overflow) and the system policy.
+        """Apply ``user-home-policy-{u}`` (+ overflow) and the system policy; returns the names
+        attached.
 
         ``try_only``: give up at once (``PrincipalBusy``) if another renderer holds the lock.
         ``unless_applied``: write nothing if another renderer applied the generation this
         call started from while it waited (returns []).
+        ``rewrite``: write every document and the attachments, changed or not (repair).
         """
         written = await outbox.converge(
             self._engine,
             (outbox.USER, user),
-            lambda fence: self._write_user(user, fence),
+            lambda fence: self._write_user(user, fence, rewrite),
             wait_seconds=self._wait_for(try_only),
             unless_applied=unless_applied,
         )
         return written or []
 
-    async def _write_user(self, user: str, fence: Fence) -> list[str]:
+    async def _write_user(self, user: str, fence: Fence, rewrite: bool) -> list[str]:
         # Records are read after the generation (same connection, READ COMMITTED).
-        received = await self._received(share_store.USER, user, fence.conn)
+        received = await self._received(fence.conn, share_store.USER, user)
         current = await self._store.get_user(user)
         if current is None:
             # Deleted (or never created): writing policies now would only leave orphans.
             log.info("policy sync skipped: user %s does not exist", user)
             return []
-        home = user_home_policy_name(user)
-        rendered_home = self._render(home, self._layout.user_home_grants(user), received)
-        system = user_system_policy_name(user)
-        rendered_system = self._render(system, self._layout.user_system_grants(user))
-        await checkpoint("policy.rendered", f"user:{user}")
-        await fence.check()
-        home_names, system_names = await settle(
-            self._put_documents(rendered_home, home),
-            self._put_documents(rendered_system, system),
+        return await self._apply(
+            fence,
+            f"user:{user}",
+            self._user_families(user, received),
+            current.policies,
+            lambda names: self._store.set_user_policies(user, names),
+            rewrite=rewrite,
         )
-        attached = [*home_names, *system_names]
-        await fence.check()
-        try:
-            await self._store.set_user_policies(user, attached)
-        except StoreRejected as exc:
-            raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
-        await fence.check()
-        await self._drop_stale(home, current.policies, attached)
-        return attached
 
     def group_template(self, group: str) -> list[Grant]:
         """``{g}`` gets read-write on its tenant paths, ``{g}ro`` read-only on the same."""
@@ -175,54 +198,134 @@ class PolicySync:
         return self._layout.group_grants(group, write=True)
 
     async def sync_group(
-        self, group: str, *, try_only: bool = False, unless_applied: bool = False
+        self,
+        group: str,
+        *,
+        try_only: bool = False,
+        unless_applied: bool = False,
+        rewrite: bool = False,
     ) -> list[str]:
-        """Render and apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro."""
+        """Apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro (options: ``sync_user``)."""
         written = await outbox.converge(
             self._engine,
             (outbox.GROUP, group),
-            lambda fence: self._write_group(group, fence),
+            lambda fence: self._write_group(group, fence, rewrite),
             wait_seconds=self._wait_for(try_only),
             unless_applied=unless_applied,
         )
         return written or []
 
-    async def _write_group(self, group: str, fence: Fence) -> list[str]:
-        received = await self._received(share_store.GROUP, group, fence.conn)
+    async def _write_group(self, group: str, fence: Fence, rewrite: bool) -> list[str]:
+        received = await self._received(fence.conn, share_store.GROUP, group)
         current = await self._store.get_group(group)
         if current is None:
             log.info("policy sync skipped: group %s does not exist", group)
             return []
-        base = group_policy_name(group)
-        rendered = self._render(base, self.group_template(group), received)
-        await checkpoint("policy.rendered", f"group:{group}")
+        return await self._apply(
+            fence,
+            f"group:{group}",
+            self._group_families(group, received),
+            current.policies,
+            lambda names: self._store.set_group_policies(group, names),
+            rewrite=rewrite,
+        )
+
+    async def _apply(
+        self,
+        fence: Fence,
+        label: str,
+        families: Sequence[Family],
+        attached: Sequence[str],
+        attach: Callable[[list[str]], Awaitable[None]],
+        *,
+        rewrite: bool,
+    ) -> list[str]:
+        """Write the documents that changed, then the attachments, then drop stale overflow.
+
+        A document is written when its grants changed, when its last write is not known to
+        have committed (``dirty``), when the store does not show it attached (the principal
+        was re-created, or someone detached it), or on ``rewrite``.
+        """
+        written = await documents.load(fence.conn, [f.base for f in families])
+        updates = []
+        for family in families:
+            before = written.get(family.base, Written())
+            placement = self._place(family, before, rewrite=rewrite)
+            due = {
+                position
+                for position in placement.documents
+                if rewrite
+                or position in placement.changed
+                or position in before.dirty
+                or policy_name_at(family.base, position) not in attached
+            }
+            updates.append(_Update(family, placement, before, due))
+        rendered = {
+            policy_name_at(u.family.base, p): render_document(as_grants(u.placement.documents[p]))
+            for u in updates
+            for p in sorted(u.due)
+        }
+        await checkpoint("policy.rendered", label)
+        await settle(
+            *(
+                documents.mark_dirty(self._engine, u.family.base, u.due & set(u.written.documents))
+                for u in updates
+            )
+        )
         await fence.check()
-        names = await self._put_documents(rendered, base)
-        await fence.check()
-        try:
-            await self._store.set_group_policies(group, names)
-        except StoreRejected as exc:
-            raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
-        await fence.check()
-        await self._drop_stale(base, current.policies, names)
+        await self._put_documents(rendered)
+        names = [name for u in updates for name in u.names()]
+        if rewrite or set(names) != set(attached):
+            await fence.check()
+            try:
+                await attach(names)
+            except StoreRejected as exc:
+                raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
+        stale = sorted(set().union(*(u.stale(attached) for u in updates)))
+        if stale:
+            await fence.check()
+            await settle(*(self._store.delete_policy(n) for n in stale))
+        for u in updates:
+            saved = {p: u.placement.documents[p] for p in u.due}
+            await documents.save(
+                fence.conn, u.family.base, saved, u.placement.sizes, u.placement.removed
+            )
         return names
+
+    async def _put_documents(self, rendered: dict[str, dict[str, Any]]) -> None:
+        """Overwrite the given documents (one call each, concurrently)."""
+        try:
+            await settle(*(self._store.put_policy(n, d) for n, d in rendered.items()))
+        except StoreRejected as exc:
+            log.warning("policy document rejected: %s", exc.code)
+            raise PolicyOperationError("the object store refused a policy document") from None
+
+    async def _remove(
+        self,
+        bases: Sequence[str],
+        policies: Sequence[str] | None,
+        detach: Callable[[], Awaitable[None]],
+    ) -> None:
+        names = set(bases) | set(await documents.forget(self._engine, bases))
+        if policies is not None:
+            await detach()
+            names |= {n for n in policies for base in bases if _owned(base, n)}
+        await asyncio.gather(*(self._store.delete_policy(n) for n in sorted(names)))
 
     async def remove_user_policies(self, user: str) -> None:
         """Detach and delete every policy of a user (used when deleting the user)."""
         current = await self._store.get_user(user)
-        home, system = user_home_policy_name(user), user_system_policy_name(user)
-        names = {home, system}
-        if current is not None:
-            await self._store.set_user_policies(user, [])
-            names |= {n for n in current.policies if _owned(home, n)}
-        await asyncio.gather(*(self._store.delete_policy(n) for n in sorted(names)))
+        await self._remove(
+            [user_home_policy_name(user), user_system_policy_name(user)],
+            None if current is None else current.policies,
+            lambda: self._store.set_user_policies(user, []),
+        )
 
     async def remove_group_policies(self, group: str) -> None:
         """Detach and delete every policy of a group (used when deleting the group)."""
         current = await self._store.get_group(group)
-        base = group_policy_name(group)
-        names = {base}
-        if current is not None:
-            await self._store.set_group_policies(group, [])
-            names |= {n for n in current.policies if _owned(base, n)}
-        await asyncio.gather(*(self._store.delete_policy(n) for n in sorted(names)))
+        await self._remove(
+            [group_policy_name(group)],
+            None if current is None else current.policies,
+            lambda: self._store.set_group_policies(group, []),
+        )

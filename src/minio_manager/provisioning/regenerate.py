@@ -1,7 +1,8 @@
 """Re-render every principal's policies from templates + share records, and detect drift.
 
 Policies are a projection of PostgreSQL state, so "regenerate" is simply ``PolicySync`` run
-for everyone: idempotent, and it can only restore shares (records are never touched). The
+for everyone with ``rewrite`` (every document written, not only those whose grants changed):
+idempotent, and it can only restore shares (records are never touched). The
 same set of principals is compared document by document for the drift report.
 
 Who counts as a principal:
@@ -147,9 +148,9 @@ class PolicyRegenerator:
         kind, name = principal
         try:
             if kind == USER:
-                await self._policies.sync_user(name)
+                await self._policies.sync_user(name, rewrite=True)
             else:
-                await self._policies.sync_group(name)
+                await self._policies.sync_group(name, rewrite=True)
         except Exception as exc:
             log.warning("regenerating %s %s failed: %s", kind, name, _describe(exc))
             return exc

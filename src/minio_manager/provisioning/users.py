@@ -75,7 +75,7 @@ class UserProvisioner:
             await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
             pair = await self.set_secret(user, secret, keep)
             await asyncio.gather(
-                self._policies.sync_user(user),
+                self._policies.sync_user(user, rewrite=True),
                 self._joins.join(GLOBAL_GROUP, user),
                 self._store.put_objects(self._markers(user)),
             )

@@ -179,9 +179,15 @@ async def grants_for(
         .where(shares.c.target_type == target_type, shares.c.target_name == target_name)
         .order_by(shares.c.bucket, shares.c.key)
     )
+    templates: dict[str, list[Grant]] = {}  # most rows of one principal share a few owners
+
+    def template_of(owner: str) -> list[Grant]:
+        if owner not in templates:
+            templates[owner] = layout.user_home_grants(owner)
+        return templates[owner]
+
     granted, refused = effective_share_grants(
-        (Grant(r.bucket, r.key, write=r.level == WRITE), layout.user_home_grants(r.owner))
-        for r in rows
+        (Grant(r.bucket, r.key, write=r.level == WRITE), template_of(r.owner)) for r in rows
     )
     for grant in refused:
         log.warning(
