@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts clients/python/src e2e
 
-.PHONY: install stack dev test test-seaweedfs test-faults fuzz e2e lint fmt bench chaos chaos-short down check-chart
+.PHONY: install stack dev test test-seaweedfs test-faults fuzz e2e lint fmt bench bench-scale chaos chaos-short down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -64,6 +64,13 @@ fmt: install
 bench: install stack
 	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing ceiling storm; do \
 		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
+
+# Scale benchmark (bench/scale.py) on a private stack: users by first login, tenants through the
+# API, share records by COPY, then figures per size. SCALE_USERS sets the sizes (default
+# 1000,10000; each step adds to the last).
+SCALE_USERS ?= 1000,10000
+bench-scale: install stack
+	SCALE_USERS=$(SCALE_USERS) $(UV) run python bench/scale.py
 
 # Chaos benchmark (bench/chaos.py): three replicas behind nginx, 64 clients, each dependency and
 # one replica SIGKILLed and restarted in turn on a private stack. CHAOS_SECONDS sets the length.

@@ -96,18 +96,27 @@ def _field(pattern: str, out: str) -> str | None:
     return found.group(1) if found else None
 
 
-def wrk(binary: str, url: str, token: str, connections: int) -> tuple[float, float, float, int]:
+def wrk(
+    binary: str,
+    url: str,
+    token: str,
+    connections: int,
+    path: str = "/credentials/",
+    seconds: int = SECONDS,
+) -> tuple[float, float, float, int]:
     """(req/s, p50 ms, p99 ms, non-2xx) of one run."""
     out = subprocess.run(
         [
             binary,
             f"-t{min(2, connections)}",
             f"-c{connections}",
-            f"-d{SECONDS}s",
+            f"-d{seconds}s",
             "--latency",
+            "--timeout",
+            "60s",
             "-H",
             f"Authorization: Bearer {token}",
-            url + "/credentials/",
+            url + path,
         ],
         check=True,
         capture_output=True,

@@ -16,6 +16,7 @@ from minio_manager.config import Settings
 from minio_manager.credentials.hot import HotCredentialReader
 from minio_manager.credentials.service import CredentialService
 from minio_manager.db.engine import create_engine, transaction
+from minio_manager.db.fast import FastReader
 from minio_manager.governance.layout import Layout
 from minio_manager.locks import LockManager
 from minio_manager.management.service import ManagementService
@@ -102,7 +103,12 @@ def build_services(settings: Settings) -> Services:
         )
     )
     # Everyone uses the tracking view, so every membership change invalidates the cache.
-    membership = GroupMembership(build_store(settings), ttl_seconds=settings.group_cache_seconds)
+    membership = GroupMembership(
+        build_store(settings),
+        ttl_seconds=settings.group_cache_seconds,
+        redis=redis,
+        max_age_seconds=settings.membership_cache_max_seconds,
+    )
     store = membership.store
 
     async def capture_profile(user: KBaseUser) -> None:
@@ -142,6 +148,7 @@ def build_services(settings: Settings) -> Services:
         lock_expiry_seconds=settings.credential_lock_expiry_seconds,
     )
     _instrument(engine, redis, auth)
+    fast = FastReader(settings)  # the hot reads' own asyncpg pool (db/fast.py)
     return Services(
         settings=settings,
         layout=layout,
@@ -168,6 +175,7 @@ def build_services(settings: Settings) -> Services:
             lock_wait_seconds=settings.group_lock_wait_seconds,
             lock_expiry_seconds=settings.group_lock_expiry_seconds,
             enforcer=enforcer,
+            fast=fast,
         ),
         management=ManagementService(
             engine,
@@ -196,5 +204,5 @@ def build_services(settings: Settings) -> Services:
             enforcer=enforcer,
         ),
         regenerator=PolicyRegenerator(engine, store, policies),
-        hot_credentials=HotCredentialReader(settings),
+        hot_credentials=HotCredentialReader(settings, fast),
     )

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     minio_timeout_seconds: float = Field(default=30.0, gt=0)
     minio_max_connections: int = Field(default=64, gt=0)
     db_pool_size: int = Field(default=20, gt=0)
-    # Connections of the hot path's own asyncpg pool (opened on demand, see credentials/hot.py).
+    # Connections of the hot reads' own asyncpg pool (opened on demand, see db/fast.py).
     hot_pool_size: int = Field(default=8, gt=0)
     # Admission (issue 12): at most this many provisionings (first logins, admin creates)
     # run at once per replica; the rest queue in arrival order for up to the queue wait.
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     """0: derived from the admission bound (``redis_pool_size``)."""
     policy_max_bytes: int = Field(default=20_480, gt=1024)
     group_cache_seconds: float = Field(default=5.0, ge=0)
+    # Membership cache entries live this long while Redis (the change feed) is heard: the
+    # bound for changes made outside the service; see docs/decisions.md.
+    membership_cache_max_seconds: float = Field(default=300.0, gt=0)
     # Every accepted body is a few KiB; larger ones are refused (413) before they are read.
     max_request_body_bytes: int = Field(default=65_536, ge=1024)
     # Outbox: how long a request waits for a principal's advisory lock before answering

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
-from minio_manager.provisioning.membership import GroupMembership
+from minio_manager.objectstore.minio import MinioStore
+from minio_manager.provisioning.membership import ChangeFeed, GroupMembership
 from minio_manager.tenants import store as tenant_store
 from tests.support.governance import (
     BUCKET,
@@ -711,3 +714,141 @@ async def test_cache_bound_for_changes_made_elsewhere(
         await other_replica.delete_user(user)
         await cached_side.close()
         await other_replica.close()
+
+
+async def test_changes_made_by_another_replica_are_heard_at_once(
+    service_env: dict[str, str], client: httpx.AsyncClient, admin: TestUser
+) -> None:
+    """Two caches with lives no test can outlast, sharing Redis: a change through one is seen
+    by the other's next read, and only what changed is fetched again."""
+    tenant, other = await create_group(client, admin), await create_group(client, admin)
+    env = service_env
+    redis = Redis.from_url(env["REDIS_URL"])
+    fetched: list[str] = []
+
+    class Counting(MinioStore):
+        async def get_group(self, group: str) -> Any:
+            fetched.append(group)
+            return await super().get_group(group)
+
+    here_store = Counting(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    there_store = MinioStore(
+        env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
+    )
+    here = GroupMembership(here_store, ttl_seconds=600, redis=redis, max_age_seconds=600)
+    there = GroupMembership(there_store, ttl_seconds=600, redis=redis, max_age_seconds=600)
+    user = "feeduser" + tenant[1:]
+
+    async def members(name: str) -> tuple[str, ...]:
+        group = await here.group(name)
+        assert group is not None
+        return group.members
+
+    try:
+        await there.store.set_user(user, "s" * 40)
+        assert await members(tenant) == () and await members(other) == ()
+        assert await here.user_groups(user) == ()
+        fetched.clear()
+
+        await there.store.add_group_members(tenant, [user])
+        assert await members(tenant) == (user,)
+        assert await here.user_groups(user) == (tenant,)
+        assert await members(other) == ()
+        assert fetched == [tenant]  # the unchanged group was not fetched again
+
+        await there.store.remove_group_members(tenant, [user])
+        assert await members(tenant) == ()
+        assert await here.user_groups(user) == ()
+
+        # Redis forgot everything (a restart): the epoch went back, so nothing is trusted.
+        await there.store.add_group_members(tenant, [user])
+        await redis.delete(ChangeFeed.EPOCH, ChangeFeed.VERSIONS)
+        fetched.clear()
+        assert await members(other) == ()
+        assert fetched == [other]
+    finally:
+        await there_store.remove_group_members(tenant, [user])
+        await there_store.delete_user(user)
+        await here_store.close()
+        await there_store.close()
+        await redis.aclose()
+
+
+async def test_listing_answers_the_store_after_changes_on_other_replicas(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    two_replicas: list[str],
+) -> None:
+    """GET /tenants on every replica (and in-process) equals the store right after each
+    member change made through another replica's API."""
+    tenant = await create_group(client, admin)
+    reader, writer = kbase.add_user(), kbase.add_user()
+    for user in (reader, writer):
+        await issue(client, user)
+    replicas = [httpx.AsyncClient(base_url=url, timeout=120) for url in two_replicas]
+    everyone = [client, *replicas]
+
+    async def from_store() -> tuple[int, bool]:
+        rw = await members_of(services, tenant) or set()
+        ro = await members_of(services, tenant + "ro") or set()
+        return len(rw | ro), reader.name in rw | ro
+
+    async def listed(api: httpx.AsyncClient) -> tuple[int, bool]:
+        response = await api.get("/tenants", headers=reader.headers)
+        assert response.status_code == 200, response.text
+        (entry,) = [t for t in response.json() if t["tenant_name"] == tenant]
+        return entry["member_count"], entry["is_member"]
+
+    try:
+        for api in everyone:  # every cache warm
+            assert await listed(api) == (0, False)
+        steps = [
+            (replicas[0], "post", reader.name, "read_only"),
+            (replicas[1], "post", writer.name, "read_write"),
+            (client, "post", reader.name, "read_write"),  # a move between t and tro
+            (replicas[1], "delete", reader.name, None),
+            (replicas[0], "delete", writer.name, None),
+        ]
+        for api, method, user, permission in steps:
+            params = {"permission": permission} if permission else None
+            response = await api.request(
+                method, f"/tenants/{tenant}/members/{user}", params=params, headers=admin.headers
+            )
+            assert response.status_code in (200, 204), response.text
+            expected = await from_store()
+            for other in everyone:
+                assert await listed(other) == expected
+        assert await from_store() == (0, False)
+    finally:
+        for api in replicas:
+            await api.aclose()
+
+
+async def test_cache_reads_go_on_when_redis_is_unreachable(
+    service_env: dict[str, str], client: httpx.AsyncClient, admin: TestUser
+) -> None:
+    """No feed to hear: reads still answer from the store (entries then live only
+    ``GROUP_CACHE_SECONDS``), and a change through the cache's own store shows at once."""
+    tenant = await create_group(client, admin)
+    env = service_env
+    store = MinioStore(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    deaf = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    membership = GroupMembership(store, ttl_seconds=600, redis=deaf, max_age_seconds=600)
+    user = "deafuser" + tenant[1:]
+    try:
+        await membership.store.set_user(user, "s" * 40)
+        group = await membership.group(tenant)
+        assert group is not None and group.members == ()
+        await membership.store.add_group_members(tenant, [user])  # announcing fails: logged
+        group = await membership.group(tenant)
+        assert group is not None and group.members == (user,)
+    finally:
+        await store.remove_group_members(tenant, [user])
+        await store.delete_user(user)
+        await store.close()
+        await deaf.aclose()

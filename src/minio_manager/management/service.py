@@ -456,8 +456,7 @@ class ManagementService:
         return GroupNamesResponse(group_names=names, total_count=len(names))
 
     async def list_groups(self) -> GroupListResponse:
-        names = await self._membership.group_names()
-        infos = await self._membership.groups(names)
+        names, infos = await self._membership.listing()
         groups = [
             GroupInfo(group_name=n, members=list(i.members), member_count=len(i.members))
             for n in names

@@ -25,11 +25,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.audit import store as audit
 from minio_manager.auth.kbase import KBaseAuthClient
-from minio_manager.db.engine import read, transaction
+from minio_manager.db.engine import transaction
+from minio_manager.db.fast import FastReader
 from minio_manager.errors import (
     GroupOperationError,
     MissingRole,
@@ -53,6 +54,7 @@ from minio_manager.provisioning.membership import GroupMembership, hold_group_lo
 from minio_manager.provisioning.outbox import Principal
 from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.tenants import store
+from minio_manager.tenants.listing import ListingRenderer
 from minio_manager.tenants.schemas import (
     AccessLevel,
     TenantDetail,
@@ -61,7 +63,6 @@ from minio_manager.tenants.schemas import (
     TenantMetadataUpdate,
     TenantSteward,
     TenantStoragePaths,
-    TenantSummary,
 )
 from minio_manager.tenants.store import StewardRecord, TenantRecord
 
@@ -136,8 +137,11 @@ class TenantService:
         lock_wait_seconds: float,
         lock_expiry_seconds: float,
         enforcer: Enforcer,
+        fast: FastReader,
     ) -> None:
         self._enforcer = enforcer
+        self._fast = fast
+        self._listing = ListingRenderer()
         self._engine = engine
         self._store = store_
         self._membership = membership
@@ -272,39 +276,13 @@ class TenantService:
         )
 
     # -- reads ------------------------------------------------------------------------------
-    async def list_tenants(self, caller: Caller) -> list[TenantSummary]:
-        """Every base group, with counts and the caller's flags: cached groups + 2 queries."""
-        names = [g for g in await self._membership.group_names() if not g.endswith("ro")]
-        infos = await self._membership.groups([*names, *(read_only_group(n) for n in names)])
-
-        async def rows(conn: AsyncConnection) -> tuple[dict[str, TenantRecord], set[str]]:
-            return (
-                await store.all_metadata(conn),
-                await store.tenants_stewarded_by(conn, caller.username),
-            )
-
-        # Autocommit: two reads need no transaction, and BEGIN/COMMIT were two round trips.
-        metadata, stewarded = await read(self._engine, rows)
-        result = []
-        for name in sorted(names):
-            members: set[str] = set()
-            for group in (infos[name], infos[read_only_group(name)]):
-                if group is not None:
-                    members.update(group.members)
-            meta = metadata.get(name)
-            result.append(
-                TenantSummary(
-                    tenant_name=name,
-                    display_name=meta.display_name if meta else None,
-                    description=meta.description if meta else None,
-                    website=meta.website if meta else None,
-                    organization=meta.organization if meta else None,
-                    member_count=len(members),
-                    is_member=caller.username in members,
-                    is_steward=name in stewarded,
-                )
-            )
-        return result
+    async def list_tenants(self, caller: Caller) -> bytes:
+        """Every base group, with counts and the caller's flags, as the response's JSON:
+        cached groups + one statement, rendered by ``ListingRenderer`` (why: see there)."""
+        every, infos = await self._membership.listing()
+        names = sorted(g for g in every if not g.endswith("ro"))
+        metadata = await store.listing(self._fast, caller.username)
+        return self._listing.render(names, infos, metadata, caller.username)
 
     async def detail(self, caller: Caller, tenant: str) -> TenantDetail:
         """Metadata, stewards, members, storage paths; e-mails only for insiders (SPEC FIX)."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from minio_manager.db.fast import FastReader
 from minio_manager.db.tables import tenant_metadata, tenant_stewards
 
 EDITABLE_FIELDS = ("display_name", "description", "organization", "website")
@@ -59,9 +60,31 @@ async def get(conn: AsyncConnection, tenant: str) -> TenantRecord | None:
     return None if row is None else _tenant(row)
 
 
-async def all_metadata(conn: AsyncConnection) -> dict[str, TenantRecord]:
-    rows = await conn.execute(select(tenant_metadata))
-    return {r.tenant_name: _tenant(r) for r in rows}
+class ListingRow(NamedTuple):
+    """What ``GET /tenants`` shows of one metadata row, and whether the caller stewards it."""
+
+    display_name: str | None
+    description: str | None
+    website: str | None
+    organization: str | None
+    stewarded: bool
+
+
+_LISTING = (
+    "SELECT m.tenant_name, m.display_name, m.description, m.website, m.organization,"
+    " EXISTS (SELECT 1 FROM tenant_stewards s"
+    "  WHERE s.tenant_name = m.tenant_name AND s.username = $1) AS stewarded"
+    " FROM tenant_metadata m"
+)
+
+
+async def listing(reader: FastReader, user: str) -> dict[str, ListingRow]:
+    """Every metadata row with the caller's stewardship, in one prepared statement on the
+    hot pool (the stewardship probe is the primary key of ``tenant_stewards``; a steward
+    always has a metadata row). Through SQLAlchemy, building records of these rows was a
+    third of a warm ``GET /tenants`` with 51 tenants, and grows with the tenant count."""
+    rows = await reader.fetch(_LISTING, user)
+    return {r[0]: ListingRow(r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
 async def create(
@@ -123,13 +146,6 @@ async def is_steward(conn: AsyncConnection, tenant: str, user: str) -> bool:
         )
     ).first()
     return row is not None
-
-
-async def tenants_stewarded_by(conn: AsyncConnection, user: str) -> set[str]:
-    rows = await conn.execute(
-        select(tenant_stewards.c.tenant_name).where(tenant_stewards.c.username == user)
-    )
-    return {r.tenant_name for r in rows}
 
 
 async def add_steward(

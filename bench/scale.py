@@ -1,0 +1,453 @@
+"""Scale benchmark: the service with many users, tenants and share records (prints figures).
+
+Runs on a private stack of its own (``tests/support/private_stack.py``: PostgreSQL, Redis and
+MinIO in a temporary directory, on free ports), so tests and other benchmarks are untouched.
+One service process (1 uvicorn worker) and the KBase stand-in, as in the other benchmarks.
+
+Before seeding, the empty database is measured. Then, for each size in ``SCALE_USERS``
+(default ``1000,10000``; sizes grow, each step adds to the last):
+
+- users: brand-new KBase users log in (``GET /credentials/``, ``SCALE_SEED_CONCURRENCY`` at
+  a time), so each is a fully provisioned store user (store user, home policies, markers,
+  ``globalusers``), exactly as in production;
+- tenants: ``SCALE_TENANTS_PER_USER`` × users (default 0.2: 2 000 at 10 000) through
+  ``POST /management/groups/{g}``; five members each are added with the store's admin API
+  (one call per group; the service's listing reads membership from the store);
+- shares: ``SCALE_SHARES_PER_USER`` × users records (default 100: 1 000 000 at 10 000) by
+  ``COPY`` into ``shares``: each user shares paths of its home with random users (one in ten
+  with a tenant). One extra principal holds exactly 1000 shares (rendered once by the API).
+
+and then measured: cached ``GET /credentials/`` (wrk, c=16) against the empty database's
+figure; first login (sequential, new users); ``GET /tenants`` (wrk, c=16, warm); a share to
+the principal holding 1000 shares (share + unmeasured unshare); ``regenerate-policies`` for
+everyone; what MinIO itself costs (admin calls timed directly, its RSS and data on disk).
+The load average is printed with each figure: the machine is shared.
+
+``SCALE_WRK_SECONDS`` (default 5), ``SCALE_LOGINS`` (first logins timed, default 30),
+``SCALE_SHARE_SAMPLES`` (default 20), ``SCALE_REGENERATE=0`` skips regenerate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ceiling import ensure_wrk, wrk
+from harness import REPO, Service, closed_loop, percentile, summary
+from tests.support.private_stack import PrivateStack
+from tests.support.processes import service_process
+
+from minio_manager.objectstore.minio import MinioStore
+
+SIZES = [int(n) for n in os.environ.get("SCALE_USERS", "1000,10000").split(",")]
+TENANTS_PER_USER = float(os.environ.get("SCALE_TENANTS_PER_USER", "0.2"))
+SHARES_PER_USER = int(os.environ.get("SCALE_SHARES_PER_USER", "100"))
+SEED_CONCURRENCY = int(os.environ.get("SCALE_SEED_CONCURRENCY", "16"))
+WRK_SECONDS = int(os.environ.get("SCALE_WRK_SECONDS", "5"))
+LOGINS = int(os.environ.get("SCALE_LOGINS", "30"))
+SHARE_SAMPLES = int(os.environ.get("SCALE_SHARE_SAMPLES", "20"))
+REGENERATE = os.environ.get("SCALE_REGENERATE", "1") != "0"
+BUCKET = "cdm-lake"
+HEAVY_OWNER, HEAVY_TARGET, HEAVY_SHARES = "scaleheavyowner", "scaleheavy", 1000
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def home_key(user: str, rest: str) -> str:
+    return f"users-general-warehouse/{user}/{rest}"
+
+
+@dataclass
+class Step:
+    """Figures of one size (the empty database is size 0)."""
+
+    users: int
+    tenants: int
+    shares: int
+    figures: dict[str, float] = field(default_factory=dict)
+    loads: dict[str, str] = field(default_factory=dict)
+
+    def note(self, name: str, value: float) -> None:
+        self.figures[name] = value
+        self.loads[name] = load()
+
+
+class Scale:
+    def __init__(self, service: Service, stack: PrivateStack, client: httpx.AsyncClient) -> None:
+        self.service = service
+        self.stack = stack
+        self.client = client
+        env = stack.env
+        self.store = MinioStore(
+            env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
+        )
+        self.admin = service.add_user("scaleadmin", admin=True)
+        self.users: list[str] = []
+        self.tenants: list[str] = []
+        self.shares = 0
+        self.rng = random.Random(12)
+        self.wrk_binary = ensure_wrk()
+
+    # -- seeding --------------------------------------------------------------------------------
+    async def login(self, name: str) -> str:
+        token = self.service.add_user(name)
+        response = await self.client.get("/credentials/", headers=bearer(token))
+        if response.status_code != 200:
+            raise RuntimeError(f"first login of {name}: {response.status_code} {response.text}")
+        return token
+
+    async def seed_users(self, total: int) -> None:
+        names = [f"su{len(self.users) + n:06d}" for n in range(total - len(self.users))]
+
+        async def one(i: int) -> None:
+            await self.login(names[i])
+
+        seconds, _ = await closed_loop(SEED_CONCURRENCY, len(names), one)
+        self.users += names
+        log(
+            f"  seeded {len(names)} users by first login in {seconds:.0f}s "
+            f"({len(names) / seconds:.1f}/s, concurrency {SEED_CONCURRENCY}, load {load()})"
+        )
+
+    async def seed_tenants(self, total: int) -> None:
+        names = [f"st{len(self.tenants) + n:05d}x" for n in range(total - len(self.tenants))]
+
+        async def one(i: int) -> None:
+            response = await self.client.post(
+                f"/management/groups/{names[i]}", headers=bearer(self.admin)
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"create {names[i]}: {response.status_code} {response.text}")
+            members = self.rng.sample(self.users, 5)
+            await self.store.add_group_members(names[i], members[:4])
+            await self.store.add_group_members(names[i] + "ro", members[4:])
+
+        seconds, _ = await closed_loop(4, len(names), one)
+        self.tenants += names
+        log(f"  seeded {len(names)} tenants (+5 members each) in {seconds:.0f}s (load {load()})")
+
+    async def seed_shares(self, total: int) -> None:
+        """COPY share records up to ``total`` (no rendering: regenerate renders them)."""
+        conn = await self.connect()
+        rows: list[tuple[Any, ...]] = []
+        start = time.perf_counter()
+        n = self.shares
+        try:
+            if n == 0:
+                rows += [
+                    (
+                        HEAVY_OWNER,
+                        BUCKET,
+                        home_key(HEAVY_OWNER, f"seed/d{i:05d}"),
+                        "user",
+                        HEAVY_TARGET,
+                        "write",
+                        HEAVY_OWNER,
+                    )
+                    for i in range(HEAVY_SHARES - 1)
+                ]
+                n += len(rows)
+            while n < total:
+                owner = self.users[n % len(self.users)]
+                if n % 10 == 0:
+                    kind, target = "group", self.rng.choice(self.tenants)
+                else:
+                    kind, target = "user", self.rng.choice(self.users)
+                rows.append(
+                    (owner, BUCKET, home_key(owner, f"s/{n:07d}"), kind, target, "read", owner)
+                )
+                n += 1
+                if len(rows) >= 50_000:
+                    await self._copy(conn, rows)
+                    rows = []
+            await self._copy(conn, rows)
+            await conn.execute("ANALYZE shares")
+        finally:
+            await conn.close()
+        log(
+            f"  copied {n - self.shares} share rows in {time.perf_counter() - start:.0f}s "
+            f"(total {n}, load {load()})"
+        )
+        self.shares = n
+
+    @staticmethod
+    async def _copy(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await conn.copy_records_to_table(
+                "shares",
+                records=rows,
+                columns=[
+                    "owner",
+                    "bucket",
+                    "key",
+                    "target_type",
+                    "target_name",
+                    "level",
+                    "created_by",
+                ],
+            )
+
+    async def connect(self) -> Any:
+        import asyncpg
+
+        env = self.stack.env
+        return await asyncpg.connect(
+            host=env["MMS_DB_HOST"],
+            port=int(env["MMS_DB_PORT"]),
+            user=env["MMS_DB_USER"],
+            password=env["MMS_DB_PASSWORD"],
+            database=env["MMS_DB_NAME"],
+        )
+
+    # -- measuring ------------------------------------------------------------------------------
+    def wrk(self, token: str, path: str) -> tuple[float, float, float, int]:
+        return wrk(self.wrk_binary, self.service.url, token, 16, path=path, seconds=WRK_SECONDS)
+
+    async def measure(self, step: Step, probe: str, heavy_owner: str | None) -> None:
+        rate, p50, p99, bad = self.wrk(probe, "/credentials/")
+        step.note("cred_rps", rate)
+        step.note("cred_p99", p99)
+        log(
+            f"  cached /credentials/ c=16: {rate:.0f} req/s p50={p50:.1f}ms p99={p99:.1f}ms"
+            f"{f' NON-2XX {bad}' if bad else ''} (load {load()})"
+        )
+
+        first: list[float] = []
+        for _ in range(LOGINS):
+            name = f"sf{secrets.token_hex(4)}"
+            began = time.perf_counter()
+            await self.login(name)
+            first.append(time.perf_counter() - began)
+            self.users.append(name)
+        step.note("login_p50", percentile(first, 50) * 1000)
+        log(f"  first login, sequential: {summary(first)} (load {load()})")
+
+        (await self.client.get("/tenants", headers=bearer(probe))).raise_for_status()
+        began = time.perf_counter()
+        listed = (await self.client.get("/tenants", headers=bearer(probe))).json()
+        one = time.perf_counter() - began
+        rate, p50, p99, bad = self.wrk(probe, "/tenants")
+        step.note("tenants_p99", p99)
+        log(
+            f"  GET /tenants ({len(listed)} tenants) c=16: {rate:.0f} req/s p50={p50:.1f}ms "
+            f"p99={p99:.1f}ms{f' NON-2XX {bad}' if bad else ''}; one call alone "
+            f"{one * 1000:.0f}ms (load {load()})"
+        )
+
+        if heavy_owner is not None:
+            await self.heavy_shares(step, heavy_owner)
+        if REGENERATE and step.users:
+            await self.regenerate(step)
+        await self.store_costs(step)
+        step.note("rss", self.service.peak_rss_mib())
+        log(f"  service peak RSS so far: {step.figures['rss']:.0f} MiB")
+
+    async def heavy_shares(self, step: Step, owner_token: str) -> None:
+        async def call(endpoint: str, body: dict[str, object]) -> float:
+            began = time.perf_counter()
+            response = await self.client.post(endpoint, json=body, headers=bearer(owner_token))
+            if response.status_code != 200:
+                raise RuntimeError(f"{endpoint}: {response.status_code} {response.text}")
+            return time.perf_counter() - began
+
+        samples = []
+        for n in range(SHARE_SAMPLES):
+            path = f"s3a://{BUCKET}/{home_key(HEAVY_OWNER, f'probe/{step.users}/p{n:03d}')}"
+            samples.append(
+                await call("/sharing/share", {"path": path, "with_users": [HEAVY_TARGET]})
+            )
+            await call("/sharing/unshare", {"path": path, "from_users": [HEAVY_TARGET]})
+        step.note("share_p50", percentile(samples, 50) * 1000)
+        conn = await self.connect()
+        try:
+            held = await conn.fetchval(
+                "SELECT count(*) FROM shares WHERE target_type = 'user' AND target_name = $1",
+                HEAVY_TARGET,
+            )
+        finally:
+            await conn.close()
+        log(f"  share to a principal holding {held}: {summary(samples)} (load {load()})")
+
+    async def regenerate(self, step: Step) -> None:
+        began = time.perf_counter()
+        response = await self.client.post(
+            "/management/migrate/regenerate-policies", headers=bearer(self.admin), timeout=7200
+        )
+        seconds = time.perf_counter() - began
+        body = response.json()
+        step.note("regenerate_s", seconds)
+        log(
+            f"  regenerate-policies: {response.status_code} in {seconds:.1f}s, "
+            f"users {body.get('users_updated')}/{body.get('users_total')}, groups "
+            f"{body.get('groups_updated')}/{body.get('groups_total')}, errors "
+            f"{len(body.get('errors') or [])} (load {load()})"
+        )
+
+    async def store_costs(self, step: Step) -> None:
+        """MinIO alone: admin calls timed straight from here, its memory and data on disk."""
+
+        async def timed(call: Callable[[], Awaitable[Any]], n: int = 5) -> float:
+            samples = []
+            for _ in range(n):
+                began = time.perf_counter()
+                await call()
+                samples.append(time.perf_counter() - began)
+            return percentile(samples, 50) * 1000
+
+        user = self.users[0] if self.users else "scaleadmin"
+        probe = f"sx{secrets.token_hex(4)}"
+        costs = {
+            "user-info": await timed(lambda: self.store.get_user(user)),
+            "group-info globalusers": await timed(lambda: self.store.get_group("globalusers")),
+            "list-groups": await timed(self.store.list_groups),
+            "list-users": await timed(self.store.list_users, 3),
+            "add-user": await timed(lambda: self.store.set_user(probe, secrets.token_hex(20)), 3),
+        }
+        await self.store.delete_user(probe)
+        step.note("minio_add_user", costs["add-user"])
+        step.note("minio_list_users", costs["list-users"])
+        rss = _rss_mib(self.stack.minio.pid)
+        disk = _du_mib(self.stack.minio.data)
+        step.note("minio_rss", rss)
+        log(
+            "  MinIO alone (p50): "
+            + ", ".join(f"{k} {v:.1f}ms" for k, v in costs.items())
+            + f"; RSS {rss:.0f} MiB, data {disk:.0f} MiB (load {load()})"
+        )
+
+
+def _rss_mib(pid: int | None) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _du_mib(path: Path) -> float:
+    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True).stdout
+    return float(out.split()[0]) if out else float("nan")
+
+
+def table(steps: list[Step]) -> str:
+    rows = [
+        ("cached /credentials/ c=16 req/s", "cred_rps", "{:.0f}"),
+        ("cached /credentials/ c=16 p99 ms", "cred_p99", "{:.1f}"),
+        ("first login p50 ms", "login_p50", "{:.0f}"),
+        ("GET /tenants c=16 p99 ms", "tenants_p99", "{:.0f}"),
+        (f"share p50 ms (target holds {HEAVY_SHARES})", "share_p50", "{:.0f}"),
+        ("regenerate-policies s", "regenerate_s", "{:.0f}"),
+        ("MinIO add-user p50 ms", "minio_add_user", "{:.0f}"),
+        ("MinIO list-users p50 ms", "minio_list_users", "{:.0f}"),
+        ("MinIO RSS MiB", "minio_rss", "{:.0f}"),
+        ("service peak RSS MiB", "rss", "{:.0f}"),
+    ]
+    head = (
+        "| | "
+        + " | ".join(f"{s.users} users, {s.tenants} tenants, {s.shares} shares" for s in steps)
+        + " |"
+    )
+    lines = [head, "|---" * (len(steps) + 1) + "|"]
+    for label, key, fmt in rows:
+        cells = [fmt.format(s.figures[key]) if key in s.figures else "—" for s in steps]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+async def run(service: Service, stack: PrivateStack) -> list[Step]:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=service.url, limits=limits, timeout=600) as client:
+        scale = Scale(service, stack, client)
+        probe = await scale.login("scaleprobe")
+        steps = [Step(0, 0, 0)]
+        log(f"empty database (load {load()}):")
+        await scale.measure(steps[0], probe, None)
+        # Both ends of the 1000 shares exist before their records: a first login drops share
+        # rows that name a user who did not exist yet (stale rows of a deleted namesake).
+        heavy = await scale.login(HEAVY_OWNER)
+        await scale.login(HEAVY_TARGET)
+        rendered = False
+        try:
+            for size in SIZES:
+                tenants = max(1, round(size * TENANTS_PER_USER))
+                log(f"size {size} users, {tenants} tenants, {size * SHARES_PER_USER} shares:")
+                await scale.seed_users(size)
+                await scale.seed_tenants(tenants)
+                await scale.seed_shares(size * SHARES_PER_USER)
+                if not rendered:
+                    rendered = True
+                    path = (
+                        f"s3a://{BUCKET}/{home_key(HEAVY_OWNER, f'seed/d{HEAVY_SHARES - 1:05d}')}"
+                    )
+                    response = await client.post(
+                        "/sharing/share",
+                        json={"path": path, "with_users": [HEAVY_TARGET]},
+                        headers=bearer(heavy),
+                    )
+                    response.raise_for_status()
+                step = Step(len(scale.users), len(scale.tenants), scale.shares)
+                steps.append(step)
+                await scale.measure(step, probe, heavy)
+                log(table(steps))
+        finally:
+            await scale.store.close()
+        return steps
+
+
+def main() -> None:
+    log(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    log(f"sizes {SIZES}; tenants ×{TENANTS_PER_USER}, shares ×{SHARES_PER_USER} per user")
+    workdir = Path(tempfile.mkdtemp(prefix="mms-scale-"))
+    with ExitStack() as cleanup:
+        stack = PrivateStack(prefix="mms-scale-stack-").start()
+        cleanup.callback(stack.stop)
+        stub = subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "kbase_stub.py"), "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        cleanup.callback(stub.wait, 10)
+        cleanup.callback(stub.terminate)
+        assert stub.stdout is not None
+        kbase_url = stub.stdout.readline().strip().rsplit(" ", 1)[-1]
+        env = {**os.environ, **stack.env, "KBASE_AUTH_URL": kbase_url, "LOG_LEVEL": "WARNING"}
+        pids: list[int] = []
+        url = cleanup.enter_context(
+            service_process(env, workdir / "service.log", on_start=pids.append)
+        )
+        service = Service(url=url, kbase_url=kbase_url, pid=pids[0])
+        steps = asyncio.run(run(service, stack))
+    log("\n" + table(steps))
+    log(f"service log in {workdir}")
+
+
+if __name__ == "__main__":
+    main()
