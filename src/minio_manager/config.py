@@ -28,9 +28,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
-    minio_endpoint: str
-    minio_root_user: str
-    minio_root_password: SecretStr
+    # The object store: which kind of API drives it (docs/backends.md), where, and its admin
+    # key pair. The MINIO_* names of the reference stay accepted; the generic ones win.
+    object_store: Literal["minio", "aws-iam"] = "minio"
+    object_store_endpoint: str = Field(
+        validation_alias=AliasChoices("object_store_endpoint", "minio_endpoint")
+    )
+    object_store_access_key: str = Field(
+        validation_alias=AliasChoices("object_store_access_key", "minio_root_user")
+    )
+    object_store_secret_key: SecretStr = Field(
+        validation_alias=AliasChoices("object_store_secret_key", "minio_root_password")
+    )
+    # Signing region of an AWS-IAM-API store (SeaweedFS and Ceph RGW accept any).
+    object_store_region: str = "us-east-1"
     redis_url: str
     mms_db_host: str
     mms_db_port: int = 5432
@@ -128,6 +139,14 @@ class Settings(BaseSettings):
         )
 
 
+LEGACY_NAMES = {
+    "OBJECT_STORE_ENDPOINT": "MINIO_ENDPOINT",
+    "OBJECT_STORE_ACCESS_KEY": "MINIO_ROOT_USER",
+    "OBJECT_STORE_SECRET_KEY": "MINIO_ROOT_PASSWORD",
+}
+"""Generic variable → the reference's name for it, still accepted."""
+
+
 class ConfigurationError(RuntimeError):
     """Raised at start-up when the environment is incomplete or invalid."""
 
@@ -140,6 +159,8 @@ def load_settings() -> Settings:
         problems = []
         for err in exc.errors():
             name = "_".join(str(p) for p in err["loc"]).upper()
+            if name in LEGACY_NAMES:
+                name = f"{name} (or {LEGACY_NAMES[name]})"
             reason = "is required but not set" if err["type"] == "missing" else err["msg"]
             problems.append(f"{name} {reason}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from minio_manager.audit.router import router as audit_router
 from minio_manager.auth.deps import bearer_token
+from minio_manager.bootstrap import build_services
 from minio_manager.checkpoints import install_from_env as install_checkpoints_from_env
 from minio_manager.config import Settings, get_settings
 from minio_manager.credentials.router import router as credentials_router
@@ -39,13 +40,12 @@ from minio_manager.limits import BodySizeLimit
 from minio_manager.management.policies_router import outbox_router
 from minio_manager.management.policies_router import router as policies_router
 from minio_manager.management.router import router as management_router
-from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.observability import http as observability
 from minio_manager.observability.logging import configure_logging
 from minio_manager.openapi import ErrorEnvelope, allowed_methods, install_openapi
 from minio_manager.params import domain_error_for_path
 from minio_manager.request_context import request_id_var
-from minio_manager.services import build_services
 from minio_manager.sharing.router import router as sharing_router
 from minio_manager.tenants.router import router as tenants_router
 from minio_manager.workspaces.router import router as workspaces_router
@@ -154,8 +154,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed) or (exc.headers or {}).get("Allow", "")
         return response
 
-    @app.exception_handler(ObjectStoreRejected)
-    async def store_rejected(_: Request, exc: ObjectStoreRejected) -> JSONResponse:
+    @app.exception_handler(StoreRejected)
+    async def store_rejected(_: Request, exc: StoreRejected) -> JSONResponse:
         # The store's own text may name internals; it goes to the log, the caller gets the code.
         log.warning(
             "object store refused an operation (request %s): %s %s",

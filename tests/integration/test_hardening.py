@@ -7,7 +7,6 @@ steward matrix; 4. managed users and adoption; 5. deletions that report what was
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +17,9 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from minio_manager.errors import DataNotDeleted
-from minio_manager.objectstore.minio import DeleteFailure, MinioStore, ObjectStoreRejected
+from minio_manager.objectstore.deletion import DeleteFailure
+from minio_manager.objectstore.errors import StoreRejected
+from minio_manager.objectstore.port import AccessKey
 from tests.support.api import BUCKET, home_key, home_url, issue, post
 from tests.support.governance import (
     assert_error,
@@ -31,6 +32,7 @@ from tests.support.governance import (
 )
 from tests.support.kbase import KBase, TestUser
 from tests.support.s3 import S3User
+from tests.support.store import list_keys, open_store
 
 
 @pytest_asyncio.fixture(scope="module", autouse=True)
@@ -252,20 +254,20 @@ def _secret_works(access_key: str, secret_key: str) -> bool:
 
 
 @pytest_asyncio.fixture
-async def foreign(kbase: KBase, services: Any) -> AsyncIterator[tuple[TestUser, str]]:
+async def foreign(kbase: KBase, services: Any) -> AsyncIterator[tuple[TestUser, AccessKey]]:
     """A store user made outside the service (as an operator would) and a KBase user of the
     same name."""
     name = f"svc{secrets.token_hex(5)}"
     secret = secrets.token_urlsafe(30)
-    await services.store.set_user(name, secret)
-    yield kbase.add_user(name), secret
+    pair = await services.store.set_user(name, secret)
+    yield kbase.add_user(name), pair
     await services.store.delete_user(name)
 
 
 async def test_login_does_not_take_over_a_store_user_the_service_did_not_create(
-    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, str]
+    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, AccessKey]
 ) -> None:
-    user, secret = foreign
+    user, pair = foreign
     admin = kbase.add_user(admin=True)
     calls = [
         client.get("/credentials/", headers=user.headers),
@@ -278,8 +280,8 @@ async def test_login_does_not_take_over_a_store_user_the_service_did_not_create(
         assert_error(response, 409, 20032)
         message = response.json()["message"]
         assert f"/management/users/{user.name}/adopt" in message
-        assert secret not in response.text
-    assert _secret_works(user.name, secret)
+        assert pair.secret_key not in response.text
+    assert _secret_works(pair.access_key, pair.secret_key)
     assert (
         await db_rows(services, "SELECT 1 FROM user_credentials WHERE username = :u", u=user.name)
         == []
@@ -290,9 +292,9 @@ async def test_login_does_not_take_over_a_store_user_the_service_did_not_create(
 
 
 async def test_admin_adopts_a_store_user_then_logins_work(
-    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, str]
+    client: httpx.AsyncClient, kbase: KBase, services: Any, foreign: tuple[TestUser, AccessKey]
 ) -> None:
-    user, old_secret = foreign
+    user, old = foreign
     admin = kbase.add_user(admin=True)
     assert_error(
         await client.post(f"/management/users/{user.name}/adopt", headers=user.headers), 403, 10040
@@ -319,7 +321,7 @@ async def test_admin_adopts_a_store_user_then_logins_work(
 
     s3 = await issue(client, user)
     assert s3.can_put(BUCKET, home_key(user, "data/x"))
-    assert not _secret_works(user.name, old_secret)
+    assert not _secret_works(old.access_key, old.secret_key)
 
 
 async def test_provisioned_users_are_recorded_and_forgotten_on_delete(
@@ -350,7 +352,7 @@ async def test_delete_prefix_reports_objects_the_store_refused_to_delete(
         await share(client, alice, home_url(alice, "held/"), [bob.name], "read")
     ).status_code == 200
     creds = bob_s3.client._request_signer._credentials  # the pair issued to bob
-    store = MinioStore(os.environ["MINIO_ENDPOINT"], creds.access_key, creds.secret_key)
+    store = open_store(None, creds.access_key, creds.secret_key)
     try:
         with pytest.raises(DataNotDeleted) as info:
             await store.delete_prefix(BUCKET, home_key(alice, "held") + "/")
@@ -374,7 +376,8 @@ async def test_user_deletion_fails_and_resumes_when_data_remains(
     s3 = await issue(client, user)
     stuck = home_key(user, "data/stuck.bin")
     assert s3.can_put(BUCKET, stuck)
-    minio = services.membership._raw  # the MinIO adapter behind the membership cache
+    adapter = services.membership._raw  # the adapter behind the membership cache
+    minio = getattr(adapter, "_data", adapter)  # the AWS-IAM adapter's S3 part has the batch
     real_batch = minio._delete_batch
 
     async def refuse_stuck(bucket: str, keys: list[str]) -> list[DeleteFailure]:
@@ -389,13 +392,13 @@ async def test_user_deletion_fails_and_resumes_when_data_remains(
     assert "raw store text 1234" not in response.text
     assert "repeat" in response.json()["message"]
     assert await services.store.get_user(user.name) is not None
-    assert await services.store.list_keys(BUCKET, home_key(user) + "/") == [stuck]
+    assert await list_keys(BUCKET, home_key(user) + "/") == [stuck]
 
     monkeypatch.setattr(minio, "_delete_batch", real_batch)
     response = await client.delete(f"/management/users/{user.name}", headers=admin.headers)
     assert response.status_code == 200, response.text
     assert await services.store.get_user(user.name) is None
-    assert await services.store.list_keys(BUCKET, home_key(user) + "/") == []
+    assert await list_keys(BUCKET, home_key(user) + "/") == []
 
 
 # -- 8. truthful make-private, no raw store text ---------------------------------------------------
@@ -451,7 +454,7 @@ async def test_unexpected_store_refusal_answers_the_code_not_the_text(
     minio = services.membership._raw
 
     async def refuse(group: str) -> None:
-        raise ObjectStoreRejected(400, "XMinioAdminSomethingOdd", "raw internals /data/disk1 42")
+        raise StoreRejected(400, "XMinioAdminSomethingOdd", "raw internals /data/disk1 42")
 
     monkeypatch.setattr(minio, "get_group", refuse)
     response = await client.post(f"/management/groups/{group_name()}", headers=admin.headers)

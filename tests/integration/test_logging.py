@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.kbase import KBase
 from tests.support.processes import service_process
+from tests.support.stack import store_var
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +74,9 @@ def test_no_secret_reaches_the_log_and_every_line_of_a_request_has_its_id(
     text = log_path.read_text()
 
     configured = [
-        service_env[name]
-        for name in ("MINIO_ROOT_PASSWORD", "MMS_DB_PASSWORD", "MMS_DB_ENCRYPTION_KEY")
+        store_var(service_env, "OBJECT_STORE_SECRET_KEY"),
+        service_env["MMS_DB_PASSWORD"],
+        service_env["MMS_DB_ENCRYPTION_KEY"],
     ]
     for secret in (*issued, *configured, *tokens):
         assert secret not in text

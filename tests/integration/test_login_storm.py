@@ -21,6 +21,7 @@ import httpx
 from tests.support.kbase import KBase
 from tests.support.processes import service_process
 from tests.support.s3 import S3User, failing_pairs
+from tests.support.stack import store_var
 
 BUCKET = "cdm-lake"
 STORM = 300
@@ -57,7 +58,7 @@ async def test_300_simultaneous_first_logins_all_succeed_with_working_pairs(
         name: (p["access_key"], p["secret_key"], f"users-general-warehouse/{name}")
         for name, p in pairs.items()
     }
-    assert await failing_pairs(os.environ["MINIO_ENDPOINT"], BUCKET, homes) == []
+    assert await failing_pairs(store_var(os.environ, "OBJECT_STORE_ENDPOINT"), BUCKET, homes) == []
 
     sample = random.Random(12).sample(sorted(pairs), 10)
     for name, neighbour in zip(sample, sample[1:] + sample[:1], strict=True):

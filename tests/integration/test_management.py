@@ -31,6 +31,7 @@ from tests.support.governance import (
 )
 from tests.support.kbase import KBase, TestUser
 from tests.support.s3 import S3User
+from tests.support.store import list_keys, store_access_key
 
 
 @pytest_asyncio.fixture(scope="module", autouse=True)
@@ -69,7 +70,7 @@ async def policy_names(services: Any) -> set[str]:
 
 
 async def all_keys(services: Any, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = await services.store.list_keys(bucket, prefix)
+    keys: list[str] = await list_keys(bucket, prefix)
     return keys
 
 
@@ -81,7 +82,8 @@ async def test_create_user_returns_the_stored_working_secret(
     created = await client.post(f"/management/users/{name}", headers=admin.headers)
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["username"] == body["access_key"] == body["s3_access_key"] == name
+    assert body["username"] == name
+    assert body["access_key"] == body["s3_access_key"] == await store_access_key(name)
     assert body["s3_secret_key"] == body["secret_key"]
     assert body["operation"] == "create" and body["performed_by"] == admin.name
     assert body["home_paths"] == [
@@ -123,10 +125,11 @@ async def test_rotate_user_credentials(
     assert rotated.status_code == 200
     body = rotated.json()
     assert body["operation"] == "rotate"
-    assert (body["s3_access_key"], body["s3_secret_key"]) == (user.name, body["secret_key"])
+    assert body["s3_access_key"] == body["access_key"] == await store_access_key(user.name)
+    assert body["s3_secret_key"] == body["secret_key"]
     key = f"users-general-warehouse/{user.name}/data/r.txt"
     assert not old.can_put(BUCKET, key)
-    assert S3User(user.name, body["secret_key"]).can_put(BUCKET, key)
+    assert S3User(body["access_key"], body["secret_key"]).can_put(BUCKET, key)
     assert (await client.get("/credentials/", headers=user.headers)).json()["secret_key"] == body[
         "secret_key"
     ]
@@ -317,7 +320,8 @@ async def test_user_names_and_paging(
     mine = {u["username"]: u for u in everyone if u["username"] in {m.name for m in made}}
     assert set(mine) == {u.name for u in made}
     one = mine[made[0].name]
-    assert one["access_key"] == made[0].name and one["enabled"] is True
+    assert one["access_key"] == await store_access_key(made[0].name)
+    assert one["enabled"] is True
     assert "globalusers" in one["groups"]
     assert set(one["policies"]) == {
         f"user-home-policy-{made[0].name}",

@@ -21,6 +21,7 @@ from minio_manager.main import create_app
 from tests.support.kbase import KBase, TestUser
 from tests.support.proxy import TcpProxy
 from tests.support.s3 import S3User
+from tests.support.stack import store_var
 
 BUCKET = "cdm-lake"
 
@@ -45,7 +46,9 @@ class Outage:
 
 @pytest_asyncio.fixture(scope="module")
 async def outage(app: Any, service_env: dict[str, str]) -> AsyncIterator[Outage]:
-    minio_host, minio_port = service_env["MINIO_ENDPOINT"].split("//")[1].split(":")
+    minio_host, minio_port = (
+        store_var(service_env, "OBJECT_STORE_ENDPOINT").split("//")[1].split(":")
+    )
     redis_hostport = service_env["REDIS_URL"].split("//")[1].split("/")[0]
     redis_host, redis_port = redis_hostport.split(":")
     proxies = {
@@ -56,7 +59,7 @@ async def outage(app: Any, service_env: dict[str, str]) -> AsyncIterator[Outage]
     for proxy in proxies.values():
         await proxy.start()
     settings = Settings(
-        minio_endpoint=f"http://127.0.0.1:{proxies['minio'].port}",
+        object_store_endpoint=f"http://127.0.0.1:{proxies['minio'].port}",
         mms_db_port=proxies["postgres"].port,
         redis_url=f"redis://127.0.0.1:{proxies['redis'].port}/15",
         minio_timeout_seconds=5,
@@ -217,7 +220,7 @@ async def test_no_secret_in_any_log_line(
     secrets = [
         *issued,
         someone.token,
-        service_env["MINIO_ROOT_PASSWORD"],
+        store_var(service_env, "OBJECT_STORE_SECRET_KEY"),
         service_env["MMS_DB_PASSWORD"],
         service_env["MMS_DB_ENCRYPTION_KEY"],
     ]
@@ -229,7 +232,7 @@ async def test_no_secret_in_any_log_line(
 
 def test_no_secret_on_any_process_command_line(service_env: dict[str, str]) -> None:
     secrets = [
-        service_env["MINIO_ROOT_PASSWORD"],
+        store_var(service_env, "OBJECT_STORE_SECRET_KEY"),
         service_env["MMS_DB_PASSWORD"],
         service_env["MMS_DB_ENCRYPTION_KEY"],
     ]

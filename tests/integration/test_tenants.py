@@ -30,6 +30,7 @@ from tests.support.governance import (
     members_of,
 )
 from tests.support.kbase import KBase, TestUser
+from tests.support.store import open_store
 
 
 @pytest_asyncio.fixture(scope="module", autouse=True)
@@ -673,12 +674,8 @@ async def test_cache_bound_for_changes_made_elsewhere(
     TTL; a change through the cache's own store shows up at once."""
     tenant = await create_group(client, admin)
     env = service_env
-    cached_side = MinioStore(
-        env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
-    )
-    other_replica = MinioStore(
-        env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
-    )
+    cached_side = open_store(env)
+    other_replica = open_store(env)
     # A TTL long enough that scheduler hiccups on a loaded CI machine cannot cross a boundary.
     ttl = 2.0
     membership = GroupMembership(cached_side, ttl_seconds=ttl)

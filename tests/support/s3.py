@@ -9,6 +9,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.support.stack import store_var
+
 DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
 
 
@@ -18,7 +20,7 @@ class S3User:
     def __init__(self, access_key: str, secret_key: str, endpoint: str | None = None) -> None:
         self.client: Any = boto3.client(
             "s3",
-            endpoint_url=endpoint or os.environ["MINIO_ENDPOINT"],
+            endpoint_url=endpoint or store_var(os.environ, "OBJECT_STORE_ENDPOINT"),
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             region_name="us-east-1",

@@ -1,4 +1,4 @@
-"""Reach the real stack started by ``scripts/stack.sh`` (PostgreSQL, Redis, MinIO)."""
+"""Reach the real stack started by ``scripts/stack.sh`` (PostgreSQL, Redis, MinIO or SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from pathlib import Path
 import asyncpg
 
 REPO = Path(__file__).resolve().parents[2]
+STORE_VARS = {
+    "OBJECT_STORE_ENDPOINT": "MINIO_ENDPOINT",
+    "OBJECT_STORE_ACCESS_KEY": "MINIO_ROOT_USER",
+    "OBJECT_STORE_SECRET_KEY": "MINIO_ROOT_PASSWORD",
+}
+"""The object store's variables: the generic name (``stack.sh env seaweedfs``) or the
+reference's MinIO name (``stack.sh env``), as the service itself accepts them."""
 STACK_VARS = (
-    "MINIO_ENDPOINT",
-    "MINIO_ROOT_USER",
-    "MINIO_ROOT_PASSWORD",
     "REDIS_URL",
     "MMS_DB_HOST",
     "MMS_DB_PORT",
@@ -24,10 +28,29 @@ STACK_VARS = (
 )
 
 
+def store_var(env: dict[str, str] | os._Environ[str], generic: str) -> str:
+    """``OBJECT_STORE_ENDPOINT`` & co., whichever of the two names ``env`` has."""
+    return env.get(generic) or env[STORE_VARS[generic]]
+
+
+def store_kind(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """``minio`` or ``aws-iam``: which kind of object store the tests run against."""
+    return (env if env is not None else os.environ).get("OBJECT_STORE") or "minio"
+
+
+def _has_store(env: dict[str, str] | os._Environ[str]) -> bool:
+    return all(env.get(g) or env.get(legacy) for g, legacy in STORE_VARS.items())
+
+
+def _store_part(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    names = ["OBJECT_STORE", *STORE_VARS, *STORE_VARS.values()]
+    return {n: env[n] for n in names if env.get(n)}
+
+
 def stack_env() -> dict[str, str]:
     """The stack's variables: from the environment, else from ``scripts/stack.sh env``."""
-    if all(os.environ.get(v) for v in STACK_VARS):
-        return {v: os.environ[v] for v in STACK_VARS}
+    if all(os.environ.get(v) for v in STACK_VARS) and _has_store(os.environ):
+        return {**{v: os.environ[v] for v in STACK_VARS}, **_store_part(os.environ)}
     out = subprocess.run(
         ["bash", str(REPO / "scripts" / "stack.sh"), "env"],
         check=True,
@@ -39,7 +62,7 @@ def stack_env() -> dict[str, str]:
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = shlex.split(value)[0] if value else ""
-    missing = [v for v in STACK_VARS if not env.get(v)]
+    missing = [v for v in STACK_VARS if not env.get(v)] + ([] if _has_store(env) else ["store"])
     if missing:
         raise RuntimeError(f"stack is not up (run scripts/stack.sh up): missing {missing}")
     return env

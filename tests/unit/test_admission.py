@@ -10,7 +10,7 @@ import pytest
 
 from minio_manager.admission import FairGate
 from minio_manager.errors import ServiceBusy
-from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.provisioning.batching import GroupJoinBatcher
 
 
@@ -95,7 +95,7 @@ class FakeStore:
         self.calls.append(list(members))
         await self.gate.wait()
         if self.refuse & set(members):
-            raise ObjectStoreRejected(400, "XMinioAdminNoSuchUser", "no such user")
+            raise StoreRejected(400, "XMinioAdminNoSuchUser", "no such user")
 
 
 async def test_joins_arriving_during_a_call_share_the_next_one() -> None:
@@ -120,4 +120,4 @@ async def test_one_refused_member_does_not_fail_the_batch() -> None:
     await first
     results = await asyncio.gather(*joins, return_exceptions=True)
     assert results[0] is None and results[2] is None
-    assert isinstance(results[1], ObjectStoreRejected)
+    assert isinstance(results[1], StoreRejected)

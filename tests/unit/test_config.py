@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minio_manager.config import ConfigurationError, Settings, load_settings
+from minio_manager.config import LEGACY_NAMES, ConfigurationError, Settings, load_settings
 
 REQUIRED = {
     "MINIO_ENDPOINT": "http://127.0.0.1:9002",
@@ -22,7 +22,8 @@ REQUIRED = {
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> pytest.MonkeyPatch:
     monkeypatch.chdir(str(tmp_path))  # no stray .env
-    for name in Settings.model_fields:  # integration fixtures may have set any of them
+    # integration fixtures (and `stack.sh env`) may have set any of them
+    for name in [*Settings.model_fields, *LEGACY_NAMES.values()]:
         monkeypatch.delenv(name.upper(), raising=False)
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
@@ -54,6 +55,37 @@ def test_defaults_and_lists(env: pytest.MonkeyPatch) -> None:
 def test_invalid_value_is_named(env: pytest.MonkeyPatch) -> None:
     env.setenv("MMS_DB_PORT", "not-a-port")
     with pytest.raises(ConfigurationError, match="MMS_DB_PORT"):
+        load_settings()
+
+
+def test_object_store_names_generic_and_legacy(env: pytest.MonkeyPatch) -> None:
+    """The reference's MINIO_* names keep working; the generic ones win when both are set."""
+    settings = load_settings()
+    assert settings.object_store == "minio"
+    assert settings.object_store_endpoint == "http://127.0.0.1:9002"
+    assert settings.object_store_access_key == "root"
+    assert settings.object_store_secret_key.get_secret_value() == "very-secret-root-password"
+    env.setenv("OBJECT_STORE", "aws-iam")
+    env.setenv("OBJECT_STORE_ENDPOINT", "http://127.0.0.1:8333")
+    env.setenv("OBJECT_STORE_ACCESS_KEY", "admin")
+    env.setenv("OBJECT_STORE_SECRET_KEY", "very-secret-admin-key")
+    settings = load_settings()
+    assert settings.object_store == "aws-iam"
+    assert settings.object_store_endpoint == "http://127.0.0.1:8333"
+    assert settings.object_store_access_key == "admin"
+    assert "very-secret" not in repr(settings)
+
+
+def test_missing_store_variable_names_both_spellings(env: pytest.MonkeyPatch) -> None:
+    env.delenv("MINIO_ENDPOINT")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "OBJECT_STORE_ENDPOINT (or MINIO_ENDPOINT)" in str(caught.value)
+
+
+def test_unknown_object_store_kind_is_named(env: pytest.MonkeyPatch) -> None:
+    env.setenv("OBJECT_STORE", "ceph-admin")
+    with pytest.raises(ConfigurationError, match="OBJECT_STORE"):
         load_settings()
 
 

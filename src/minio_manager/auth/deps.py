@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from minio_manager.bootstrap import Services
+from minio_manager.caller import Caller
 from minio_manager.errors import InvalidAuthHeader, MissingRole, MissingToken
 from minio_manager.request_context import set_current_user
-from minio_manager.services import Services
 
 # A token is one run of visible ASCII; anything else cannot be a KBase token (and would not
 # even fit in an HTTP header sent on to KBase).
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]{1,4096}")
-
-
-@dataclass(frozen=True)
-class Caller:
-    username: str
-    is_admin: bool
-    token: str
-
-    def __repr__(self) -> str:
-        return f"Caller(username={self.username!r}, is_admin={self.is_admin})"
 
 
 # Declares the bearer scheme in OpenAPI so Swagger UI shows an "Authorize" box; the header is

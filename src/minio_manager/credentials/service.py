@@ -2,6 +2,8 @@
 
 Order of writes, so that no failure can leave a wrong answer behind:
 - issue: provision in the store (idempotent) → save the encrypted pair (insert-if-absent);
+  the pair saved is the one the store returns (the access key is the user name on MinIO,
+  an id the store chose on an AWS-IAM-API store: docs/backends.md);
 - rotate: check the store is reachable and the user exists (store down → 503, the cached
   pair untouched: it still works) → mark the row ``pending`` (compare-and-set on
   ``version``) → set the new secret in the store → save it with compare-and-set on the
@@ -35,7 +37,7 @@ from minio_manager.db.engine import read, transaction
 from minio_manager.errors import CredentialLockTimeout, ServiceError, UserNotFound
 from minio_manager.governance.naming import validate_username
 from minio_manager.locks import Lease, LockManager, credential_lock_name
-from minio_manager.objectstore.port import ObjectStore
+from minio_manager.objectstore.port import AccessKey, ObjectStore
 from minio_manager.provisioning import managed
 from minio_manager.provisioning.users import UserProvisioner
 from minio_manager.sharing import store as share_store
@@ -115,7 +117,11 @@ class CredentialService:
                 return await self._issue(user, lease, actor=actor, action="user.create"), True
             if found.pending:
                 found = await self._settle(user, found, lease)
-            await self._provision(user, found.secret_key)
+            pair = await self._provision(user, found.secret_key, keep=found.pair)
+            if pair != found.pair:  # a store that issues its own keys no longer had this one
+                found = await self._save(
+                    user, pair, found.version, actor=actor, action="credentials.reissue"
+                )
             return found, False
 
     async def _settle(self, user: str, found: StoredCredentials, lease: Lease) -> StoredCredentials:
@@ -179,18 +185,19 @@ class CredentialService:
         await lease.check(_lock_lost)
         secret = new_secret()
         if provision:
-            await self._provision(user, secret)
+            pair = await self._provision(user, secret)
         else:
-            await self._provisioner.set_secret(user, secret)
+            pair = await self._provisioner.set_secret(user, secret)
         await checkpoint("credentials.store_set", user)
-        return await self._save(user, secret, version, actor=actor, action=action)
+        return await self._save(user, pair, version, actor=actor, action=action)
 
     async def forget(self, user: str) -> None:
         async with transaction(self._engine) as conn:
             await store.remove(conn, user)
 
-    async def _provision(self, user: str, secret: str) -> None:
-        """Provision (or repair) ``user``; call with the credential lock held.
+    async def _provision(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+        """Provision (or repair) ``user``; call with the credential lock held. Returns the
+        pair the store accepts (``ObjectStore.set_user``).
 
         A user that does not exist in the store yet is *new*: share rows still naming it (a
         share committed while an earlier user of that name was being deleted) are deleted
@@ -203,7 +210,7 @@ class CredentialService:
                 stale = await share_store.delete_received(conn, [(share_store.USER, user)])
             if stale:
                 log.warning("dropped %d stale share rows naming new user %s", stale, user)
-        await self._provisioner.provision(user, secret)
+        return await self._provisioner.provision(user, secret, keep)
 
     async def _issue(
         self, user: str, lease: Lease, *, actor: str, action: str
@@ -211,13 +218,15 @@ class CredentialService:
         return await self._replace(user, None, lease, actor=actor, action=action, provision=True)
 
     async def _save(
-        self, user: str, secret: str, version: int | None, *, actor: str, action: str
+        self, user: str, pair: AccessKey, version: int | None, *, actor: str, action: str
     ) -> StoredCredentials:
         """Compare-and-set the new pair. If someone else changed the row meanwhile (our lock
         was lost), whose secret the store holds now is unknown: leave the row pending, so
         the next ``GET /credentials/`` verifies it, and answer 409."""
         async with transaction(self._engine) as conn:
-            saved = await store.save(conn, user, user, secret, self._key, expected_version=version)
+            saved = await store.save(
+                conn, user, pair.access_key, pair.secret_key, self._key, expected_version=version
+            )
             if saved is None:
                 await store.mark_pending(conn, user)
             else:
@@ -226,4 +235,4 @@ class CredentialService:
         if saved is None:
             log.warning("credential change of %s was overtaken; row left pending", user)
             raise _overtaken()
-        return StoredCredentials(user, user, secret, saved)
+        return StoredCredentials(user, pair.access_key, pair.secret_key, saved)

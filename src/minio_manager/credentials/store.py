@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
 from minio_manager.db.tables import user_credentials
+from minio_manager.objectstore.port import AccessKey
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class StoredCredentials:
 
     def __repr__(self) -> str:
         return f"StoredCredentials(username={self.username!r}, secret_key=<redacted>)"
+
+    @property
+    def pair(self) -> AccessKey:
+        return AccessKey(self.access_key, self.secret_key)
 
 
 _SELECT = text(

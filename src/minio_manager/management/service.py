@@ -74,7 +74,7 @@ from minio_manager.sharing import store as share_store
 from minio_manager.tenants import store as tenant_store
 
 if TYPE_CHECKING:
-    from minio_manager.auth.deps import Caller
+    from minio_manager.caller import Caller
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class ManagementService:
         summaries = [
             UserSummary(
                 username=u.name,
-                access_key=u.name,
+                access_key=u.access_key,
                 enabled=u.enabled,
                 home_paths=self._layout.user_home_urls(u.name),
                 groups=list(u.groups),

@@ -10,10 +10,11 @@ it read from the drive, so such a write is stored but not enforced (reproduced w
 a policy written 0.4 s after MinIO accepted writes was on the drive, yet S3 enforced the old
 one).
 
-Errors: a connection failure, timeout or 5xx is ``ObjectStoreUnavailable`` (503); a wait for
-a pooled connection that runs out is ``ServiceBusy`` (429, MinIO is up); any other refusal is
-``ObjectStoreRejected`` carrying MinIO's error code, which services translate. MinIO's own
-error text is for the service log (with the request id), never for a caller's message.
+Errors (``objectstore/errors.py``): a connection failure, timeout or 5xx is ``StoreUnavailable``
+(503); a wait for a pooled connection that runs out is ``StoreBusy`` (429, MinIO is up); any
+other refusal is ``StoreRejected`` with MinIO's error code and its neutral ``Refusal`` kind.
+MinIO's own error text is for the service log (with the request id), never for a caller's
+message.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from minio_manager.errors import DataNotDeleted, ObjectStoreUnavailable, ServiceBusy
-from minio_manager.objectstore.port import StoreGroup, StoreObject, StoreUser
+from minio_manager.objectstore.deletion import PAGE_SIZE, DeleteFailure, not_deleted
+from minio_manager.objectstore.errors import Refusal, StoreBusy, StoreRejected, StoreUnavailable
+from minio_manager.objectstore.port import AccessKey, StoreGroup, StoreObject, StoreUser
 from minio_manager.objectstore.signing import (
     canonical_query,
     decrypt_payload,
@@ -40,7 +41,6 @@ from minio_manager.objectstore.signing import (
     encrypt_payload_fast,
     signed_headers,
 )
-from minio_manager.request_context import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +73,18 @@ RETRYABLE_TRANSPORT_ERRORS = (
 )
 
 
-class ObjectStoreRejected(Exception):
-    """MinIO answered with a 4xx; ``code`` is its error code (e.g. XMinioAdminNoSuchUser)."""
+INVALID_NAME_CODES = frozenset({"XMinioAdminInvalidAccessKey", "XMinioInvalidObjectName"})
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
 
-    @property
-    def not_found(self) -> bool:
-        return self.code in NOT_FOUND_CODES or self.status == 404
+def refusal_kind(status: int, code: str) -> Refusal:
+    """MinIO's code in the port's words."""
+    if code in NOT_FOUND_CODES or status == 404:
+        return Refusal.NOT_FOUND
+    if code in INVALID_NAME_CODES:
+        return Refusal.INVALID_NAME
+    if status == 409:
+        return Refusal.CONFLICT
+    return Refusal.OTHER
 
 
 def _split_csv(value: str | None) -> tuple[str, ...]:
@@ -162,7 +162,7 @@ class MinioStore:
         if response.status_code >= 500:
             self._iam_confirmed_at = None
             log.warning("object store error %s on %s %s", response.status_code, method, path)
-            raise ObjectStoreUnavailable(f"the object store failed (HTTP {response.status_code})")
+            raise StoreUnavailable(f"the object store failed (HTTP {response.status_code})")
         if response.status_code >= 300:
             raise self._rejection(response)
         return response
@@ -199,7 +199,7 @@ class MinioStore:
             except httpx.PoolTimeout:
                 # Every pooled connection is busy with calls ahead of this one: MinIO is up.
                 log.warning("object store: no pooled connection came free (%s %s)", method, path)
-                raise ServiceBusy(
+                raise StoreBusy(
                     "too many object-store operations in progress; try again shortly"
                 ) from None
             except httpx.HTTPError as exc:
@@ -207,10 +207,10 @@ class MinioStore:
             break
         self._iam_confirmed_at = None
         log.warning("object store unreachable: %s %s: %s", method, path, type(error).__name__)
-        raise ObjectStoreUnavailable("the object store is unreachable")
+        raise StoreUnavailable("the object store is unreachable")
 
     @staticmethod
-    def _rejection(response: httpx.Response) -> ObjectStoreRejected:
+    def _rejection(response: httpx.Response) -> StoreRejected:
         code, message = "Unknown", response.text[:300]
         try:
             data = response.json()
@@ -222,7 +222,9 @@ class MinioStore:
                 message = root.findtext("Message") or message
             except ET.ParseError:
                 pass
-        return ObjectStoreRejected(response.status_code, code, message)
+        return StoreRejected(
+            response.status_code, code, message, refusal_kind(response.status_code, code)
+        )
 
     async def _admin(
         self,
@@ -270,20 +272,22 @@ class MinioStore:
         try:
             response = await self._client.get(f"{self._base}/minio/health/live")
         except httpx.HTTPError:
-            raise ObjectStoreUnavailable("the object store is unreachable") from None
+            raise StoreUnavailable("the object store is unreachable") from None
         if response.status_code != 200:
-            raise ObjectStoreUnavailable(f"the object store is unhealthy ({response.status_code})")
+            raise StoreUnavailable(f"the object store is unhealthy ({response.status_code})")
         await self._admin("GET", "groups")  # proves the root credentials work too
 
     # -- users -----------------------------------------------------------------------------
-    async def set_user(self, name: str, secret: str) -> None:
+    async def set_user(self, name: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+        """MinIO's access key is the user name; ``keep`` needs no check (``secret`` is set)."""
         body = await self._encrypt({"secretKey": secret, "status": "enabled"})
         await self._admin("PUT", "add-user", params={"accessKey": name}, body=body)
+        return AccessKey(name, secret)
 
     async def get_user(self, name: str) -> StoreUser | None:
         try:
             response = await self._admin("GET", "user-info", params={"accessKey": name})
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if exc.not_found:
                 return None
             raise
@@ -293,6 +297,7 @@ class MinioStore:
             policies=_split_csv(data.get("policyName")),
             groups=tuple(sorted(data.get("memberOf") or ())),
             enabled=data.get("status", "enabled") == "enabled",
+            access_keys=(name,),
         )
 
     async def authenticates(self, access_key: str, secret_key: str) -> bool:
@@ -305,9 +310,9 @@ class MinioStore:
         try:
             response = await self._client.request("GET", httpx.URL(url), headers=headers)
         except httpx.HTTPError:
-            raise ObjectStoreUnavailable("the object store is unreachable") from None
+            raise StoreUnavailable("the object store is unreachable") from None
         if response.status_code >= 500:
-            raise ObjectStoreUnavailable(f"the object store failed (HTTP {response.status_code})")
+            raise StoreUnavailable(f"the object store failed (HTTP {response.status_code})")
         if response.status_code < 300:
             return True
         return self._rejection(response).code not in REJECTED_KEY_CODES
@@ -320,7 +325,7 @@ class MinioStore:
     async def delete_user(self, name: str) -> None:
         try:
             await self._admin("DELETE", "remove-user", params={"accessKey": name})
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if not exc.not_found:
                 raise
 
@@ -337,14 +342,14 @@ class MinioStore:
             return
         try:
             await self._update_group(group, members, remove=True)
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if not exc.not_found:
                 raise
 
     async def get_group(self, group: str) -> StoreGroup | None:
         try:
             response = await self._admin("GET", "group", params={"group": group})
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if exc.not_found:
                 return None
             raise
@@ -363,7 +368,7 @@ class MinioStore:
     async def delete_group(self, group: str) -> None:
         try:
             await self._update_group(group, [], remove=True)
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if not exc.not_found:
                 raise
 
@@ -375,7 +380,7 @@ class MinioStore:
     async def get_policy(self, name: str) -> dict[str, Any] | None:
         try:
             response = await self._admin("GET", "info-canned-policy", params={"name": name})
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if exc.not_found:
                 return None
             raise
@@ -392,7 +397,7 @@ class MinioStore:
     async def delete_policy(self, name: str) -> None:
         try:
             await self._admin("DELETE", "remove-canned-policy", params={"name": name})
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if not exc.not_found:
                 raise
 
@@ -414,7 +419,7 @@ class MinioStore:
     async def _ensure_bucket(self, bucket: str) -> None:
         try:
             await self._send("PUT", f"/{bucket}")
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
 
@@ -435,7 +440,7 @@ class MinioStore:
             params["continuation-token"] = token
         try:
             response = await self._send("GET", f"/{bucket}", params=params)
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if exc.not_found:
                 return [], None
             raise
@@ -447,6 +452,7 @@ class MinioStore:
         return keys, following
 
     async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (not on the port: for tools and tests)."""
         keys: list[str] = []
         token: str | None = None
         while True:
@@ -477,32 +483,8 @@ class MinioStore:
                 break
         remaining, _ = await self._list_page(bucket, prefix, None)
         if refused or remaining:
-            raise self._not_deleted(bucket, prefix, refused, remaining)
+            raise not_deleted(bucket, prefix, refused, remaining)
         return deleted
-
-    @staticmethod
-    def _not_deleted(
-        bucket: str, prefix: str, refused: Sequence[DeleteFailure], remaining: Sequence[str]
-    ) -> DataNotDeleted:
-        """Log the store's own words with the request id; tell the caller codes and counts."""
-        for failure in refused[:20]:
-            log.warning(
-                "object not deleted (request %s): %s/%s: %s %s",
-                current_request_id(),
-                bucket,
-                failure.key,
-                failure.code,
-                failure.message,
-            )
-        codes = sorted({f.code for f in refused})
-        count = max(len(refused), len(remaining))
-        more = "" if len(remaining) < PAGE_SIZE else " or more"
-        because = f" (the store answered {', '.join(codes)})" if codes else ""
-        return DataNotDeleted(
-            f"{count}{more} objects under s3a://{bucket}/{prefix} could not be deleted{because};"
-            " nothing was reported as deleted. Remove what blocks them (e.g. a retention or"
-            " legal hold) and repeat the call: it resumes where it stopped"
-        )
 
     async def _delete_batch(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:
         """One DeleteObjects call (Quiet: only failures are listed); returns the failures."""
@@ -520,19 +502,6 @@ class MinioStore:
             extra_headers={"Content-MD5": md5},
         )
         return parse_delete_failures(response.content)
-
-
-PAGE_SIZE = 1000
-"""Keys per listing page (the S3 maximum) and so per DeleteObjects call."""
-
-
-@dataclass(frozen=True)
-class DeleteFailure:
-    """One ``<Error>`` entry of a DeleteObjects answer."""
-
-    key: str
-    code: str
-    message: str
 
 
 def parse_delete_failures(content: bytes) -> list[DeleteFailure]:

@@ -1,9 +1,10 @@
 """What governance needs from an object store, and nothing more.
 
-Services depend on this Protocol only, so a second backend (an AWS-IAM-API store such as Ceph
-RGW) can be added without touching routes or services. Every method is idempotent: creating
-what exists or deleting what is gone succeeds, which lets a half-finished operation simply be
-run again.
+Services depend on this Protocol (and the errors in ``objectstore/errors.py``) only; the
+adapters (``minio.py``: MinIO's admin API; ``awsiam.py``: the AWS IAM API, e.g. SeaweedFS)
+are chosen by ``objectstore/factory.py``. Every method is idempotent: creating what exists or
+deleting what is gone succeeds, which lets a half-finished operation simply be run again.
+How the two kinds of store differ, and how each difference is handled: ``docs/backends.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ class StoreUser:
     policies: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     enabled: bool = True
+    access_keys: tuple[str, ...] = ()
+    """The access key ids the store holds for the user (MinIO: the name itself)."""
+
+    @property
+    def access_key(self) -> str:
+        """What a client signs with: the first key id, else the name (nothing issued yet)."""
+        return self.access_keys[0] if self.access_keys else self.name
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,14 @@ class StoreGroup:
     members: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """A key pair the store accepts for one user."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,8 +61,14 @@ class ObjectStore(Protocol):
     async def close(self) -> None: ...
 
     # users
-    async def set_user(self, name: str, secret: str) -> None:
-        """Create the user, or give an existing one a new secret (old one stops working)."""
+    async def set_user(self, name: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+        """Create the user if needed and return the one pair the store accepts for it now.
+
+        MinIO takes ``secret`` (the access key is the name). A store that issues its own key
+        pairs (AWS IAM API) ignores ``secret``: it returns ``keep`` if that pair still
+        authenticates, else replaces every key of the user with a new pair. Without ``keep``
+        the old pair stops working either way (a rotation).
+        """
 
     async def get_user(self, name: str) -> StoreUser | None: ...
     async def list_users(self) -> list[str]: ...
@@ -80,6 +102,5 @@ class ObjectStore(Protocol):
     # data
     async def ensure_buckets(self, buckets: Sequence[str]) -> None: ...
     async def put_objects(self, objects: Sequence[StoreObject]) -> None: ...
-    async def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
     async def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; returns how many."""

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.port import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class GroupJoinBatcher:
     async def _send(self, group: str, batch: dict[str, asyncio.Future[None]]) -> None:
         try:
             await self._store.add_group_members(group, list(batch))
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             if len(batch) == 1:
                 _settle(batch.values(), exc)
                 return

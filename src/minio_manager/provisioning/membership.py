@@ -37,7 +37,13 @@ from redis.exceptions import RedisError
 from minio_manager.errors import GroupBusy
 from minio_manager.governance.naming import base_group_of
 from minio_manager.locks import Lease, LockManager
-from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreObject, StoreUser
+from minio_manager.objectstore.port import (
+    AccessKey,
+    ObjectStore,
+    StoreGroup,
+    StoreObject,
+    StoreUser,
+)
 from minio_manager.observability import metrics
 
 T = TypeVar("T")
@@ -387,10 +393,10 @@ class _TrackingStore:
         await self._inner.close()
 
     # users
-    async def set_user(self, name: str, secret: str) -> None:
+    async def set_user(self, name: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
         # A new user turns a cached "no such user" into a user without groups; elsewhere that
         # shows as "no groups" either way, so only this process's entry is dropped.
-        await self._changing(self._inner.set_user(name, secret), users=[name])
+        return await self._changing(self._inner.set_user(name, secret, keep), users=[name])
 
     async def get_user(self, name: str) -> StoreUser | None:
         return await self._inner.get_user(name)
@@ -459,9 +465,6 @@ class _TrackingStore:
 
     async def put_objects(self, objects: Sequence[StoreObject]) -> None:
         await self._inner.put_objects(objects)
-
-    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        return await self._inner.list_keys(bucket, prefix)
 
     async def delete_prefix(self, bucket: str, prefix: str) -> int:
         return await self._inner.delete_prefix(bucket, prefix)

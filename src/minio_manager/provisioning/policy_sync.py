@@ -34,7 +34,7 @@ from minio_manager.governance.layout import (
 from minio_manager.governance.naming import base_group_of, is_read_only_group
 from minio_manager.governance.placement import Placement, Previous, as_grants, place
 from minio_manager.governance.policies import is_overflow_name, policy_name_at, render_document
-from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning import documents, outbox
 from minio_manager.provisioning.documents import Written
@@ -293,7 +293,7 @@ class PolicySync:
             await fence.check()
             try:
                 await attach(names)
-            except ObjectStoreRejected as exc:
+            except StoreRejected as exc:
                 raise PolicyOperationError(f"could not attach policies ({exc.code})") from None
         stale = sorted(set().union(*(u.stale(attached) for u in updates)))
         if stale:
@@ -310,7 +310,7 @@ class PolicySync:
         """Overwrite the given documents (one call each, concurrently)."""
         try:
             await settle(*(self._store.put_policy(n, d) for n, d in rendered.items()))
-        except ObjectStoreRejected as exc:
+        except StoreRejected as exc:
             log.warning("policy document rejected: %s", exc.code)
             raise PolicyOperationError("the object store refused a policy document") from None
 

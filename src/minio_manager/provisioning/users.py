@@ -14,8 +14,8 @@ from minio_manager.admission import FairGate
 from minio_manager.errors import UserOperationError
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout
 from minio_manager.governance.naming import validate_username
-from minio_manager.objectstore.minio import ObjectStoreRejected
-from minio_manager.objectstore.port import ObjectStore, StoreObject
+from minio_manager.objectstore.errors import Refusal, StoreRejected
+from minio_manager.objectstore.port import AccessKey, ObjectStore, StoreObject
 from minio_manager.observability import metrics
 from minio_manager.provisioning.batching import GroupJoinBatcher
 from minio_manager.provisioning.groups import GroupProvisioner
@@ -26,8 +26,8 @@ from minio_manager.request_context import current_request_id
 log = logging.getLogger(__name__)
 
 REFUSED_USER_REASONS = {
-    "XMinioAdminInvalidAccessKey": "it does not accept this name as an access key"
-    " (access keys need at least 3 characters)",
+    Refusal.INVALID_NAME: "it does not accept this name as a user name"
+    " (MinIO needs at least 3 characters)",
 }
 """Our own words for the store's refusals of a user; its raw text stays in the log."""
 
@@ -61,8 +61,8 @@ class UserProvisioner:
         self._groups = groups
         self._managed = managed
 
-    async def provision(self, user: str, secret: str) -> None:
-        """Create (or repair) the user with ``secret`` as its secret key.
+    async def provision(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+        """Create (or repair) the user; returns the pair the store accepts (``set_user``).
 
         Runs inside the replica's admission gate: a login storm queues here in arrival order
         instead of every first login competing for CPU, pools and MinIO at once (issue 12).
@@ -73,21 +73,23 @@ class UserProvisioner:
         validate_username(user)
         async with self._admission.slot():
             await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
-            await self.set_secret(user, secret)
+            pair = await self.set_secret(user, secret, keep)
             await asyncio.gather(
                 self._policies.sync_user(user, rewrite=True),
                 self._joins.join(GLOBAL_GROUP, user),
                 self._store.put_objects(self._markers(user)),
             )
             metrics.provisioned("user")
+            return pair
 
-    async def set_secret(self, user: str, secret: str) -> None:
-        """Create the store user or give it a new secret; refused (``UnmanagedUser``) for a
-        store user this service neither created nor adopted. Call with the credential lock."""
+    async def set_secret(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+        """Create the store user or give it a new key pair (kept: ``keep``, if the store still
+        accepts it); refused (``UnmanagedUser``) for a store user this service neither created
+        nor adopted. Call with the credential lock."""
         await self._managed.claim(user, actor=None)
         try:
-            await self._store.set_user(user, secret)
-        except ObjectStoreRejected as exc:
+            return await self._store.set_user(user, secret, keep)
+        except StoreRejected as exc:
             log.warning(
                 "object store refused user %s (request %s): %s %s",
                 user,
@@ -95,7 +97,7 @@ class UserProvisioner:
                 exc.code,
                 exc.message,
             )
-            reason = REFUSED_USER_REASONS.get(exc.code, f"error code {exc.code}")
+            reason = REFUSED_USER_REASONS.get(exc.kind, f"error code {exc.code}")
             raise UserOperationError(f"the object store refused user {user!r}: {reason}") from None
 
     def _markers(self, user: str) -> list[StoreObject]:

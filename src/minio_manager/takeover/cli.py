@@ -22,11 +22,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from minio_manager.bootstrap import build_services
 from minio_manager.config import ConfigurationError, Settings, load_settings
 from minio_manager.credentials.secrets import SECRET_LENGTH
 from minio_manager.db.migrations import upgrade_to_head
 from minio_manager.errors import ServiceError
-from minio_manager.services import build_services
 from minio_manager.takeover.importer import ImportOptions, ImportReport, ReferenceImporter
 
 EXIT_OK = 0

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from minio_manager.audit import store as audit
+from minio_manager.bootstrap import Services
 from minio_manager.credentials.secrets import SECRET_LENGTH
 from minio_manager.db.engine import transaction
 from minio_manager.db.tables import shares as shares_table
@@ -39,10 +40,9 @@ from minio_manager.governance.layout import (
     user_system_policy_name,
 )
 from minio_manager.governance.policies import is_overflow_name
-from minio_manager.objectstore.minio import ObjectStoreRejected
+from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.port import StoreGroup, StoreUser
 from minio_manager.provisioning import outbox
-from minio_manager.services import Services
 from minio_manager.takeover.interpret import (
     GROUP,
     PUBLIC_GROUPS,
@@ -485,7 +485,7 @@ class ReferenceImporter:
             try:
                 await self._store.delete_policy(shadow.name)
                 shadow.deleted = True
-            except ObjectStoreRejected as exc:
+            except StoreRejected as exc:
                 shadow.error = f"not deleted: {exc.code}"
 
     async def _rotate(self, report: ImportReport) -> None:

@@ -67,7 +67,7 @@ from minio_manager.tenants.schemas import (
 from minio_manager.tenants.store import StewardRecord, TenantRecord
 
 if TYPE_CHECKING:
-    from minio_manager.auth.deps import Caller
+    from minio_manager.caller import Caller
 
 log = logging.getLogger(__name__)
 

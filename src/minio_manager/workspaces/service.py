@@ -19,7 +19,7 @@ from minio_manager.governance.layout import (
 )
 from minio_manager.governance.naming import base_group_of, validate_group_name
 from minio_manager.governance.policies import POLICY_VERSION, grants_from_document, is_overflow_name
-from minio_manager.objectstore.port import ObjectStore, StoreGroup
+from minio_manager.objectstore.port import ObjectStore, StoreGroup, StoreUser
 from minio_manager.provisioning.membership import GroupMembership
 from minio_manager.tenants.service import tenant_name
 from minio_manager.workspaces.schemas import (
@@ -37,7 +37,7 @@ from minio_manager.workspaces.schemas import (
 )
 
 if TYPE_CHECKING:
-    from minio_manager.auth.deps import Caller
+    from minio_manager.caller import Caller
 
 REDACTED = "<redacted>"
 Document = Mapping[str, Any]
@@ -118,8 +118,8 @@ class WorkspaceService:
 
     async def _policies(
         self, user: str
-    ) -> tuple[list[str], Policy, Policy, list[Policy], dict[str, Document | None]]:
-        """(groups, home, system, group policies, every document) of a provisioned user."""
+    ) -> tuple[StoreUser, Policy, Policy, list[Policy], dict[str, Document | None]]:
+        """(the user, home, system, group policies, every document) of a provisioned user."""
         found = await self._store.get_user(user)
         if found is None:
             raise UserNotFound(
@@ -137,16 +137,16 @@ class WorkspaceService:
         home = _policy(home_base, [docs[n] for n in _family(home_base, found.policies)])
         system = _policy(system_base, [docs[n] for n in _family(system_base, found.policies)])
         groups = [_policy(n, [docs[n]]) for n in dict.fromkeys(group_policy_names)]
-        return list(found.groups), home, system, groups, docs
+        return found, home, system, groups, docs
 
     async def me(self, caller: Caller) -> WorkspaceResponse:
-        groups, home, system, group_policies, docs = await self._policies(caller.username)
+        found, home, system, group_policies, docs = await self._policies(caller.username)
         return WorkspaceResponse(
             username=caller.username,
-            access_key=caller.username,
+            access_key=found.access_key,
             secret_key=REDACTED,
             home_paths=self._layout.user_home_urls(caller.username),
-            groups=groups,
+            groups=list(found.groups),
             user_policies=[home, system],
             group_policies=group_policies,
             total_policies=len(docs),

@@ -20,14 +20,13 @@ from minio_manager.db.fast import FastReader
 from minio_manager.governance.layout import Layout
 from minio_manager.locks import LockManager
 from minio_manager.management.service import ManagementService
-from minio_manager.objectstore.minio import MinioStore
+from minio_manager.objectstore.factory import build_store
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.observability.instrument import (
     instrument_engine,
     instrument_http_client,
     instrument_redis,
     kbase_operation,
-    object_store_operation,
 )
 from minio_manager.observability.logging import log_governance_on_commit
 from minio_manager.profiles import store as profiles
@@ -76,13 +75,11 @@ class Services:
         await self.engine.dispose()
 
 
-def _instrument(
-    engine: AsyncEngine, redis: Redis, minio: MinioStore, auth: KBaseAuthClient
-) -> None:
-    """Metrics at the wire of each dependency, and a log line per committed audit row."""
+def _instrument(engine: AsyncEngine, redis: Redis, auth: KBaseAuthClient) -> None:
+    """Metrics at the wire of each dependency (the store's: ``objectstore/factory.py``), and
+    a log line per committed audit row."""
     instrument_engine(engine)
     instrument_redis(redis)
-    instrument_http_client(minio.http, "object_store", object_store_operation)
     instrument_http_client(auth.http, "kbase", kbase_operation)
     log_governance_on_commit(engine)
 
@@ -105,18 +102,9 @@ def build_services(settings: Settings) -> Services:
             retry_on_error=[RedisConnectionError],
         )
     )
-    minio = MinioStore(
-        settings.minio_endpoint,
-        settings.minio_root_user,
-        settings.minio_root_password.get_secret_value(),
-        timeout_seconds=settings.minio_timeout_seconds,
-        max_connections=settings.minio_max_connections,
-        policy_max_bytes=settings.policy_max_bytes,
-        pool_wait_seconds=settings.pool_wait_seconds,
-    )
     # Everyone uses the tracking view, so every membership change invalidates the cache.
     membership = GroupMembership(
-        minio,
+        build_store(settings),
         ttl_seconds=settings.group_cache_seconds,
         redis=redis,
         max_age_seconds=settings.membership_cache_max_seconds,
@@ -159,7 +147,7 @@ def build_services(settings: Settings) -> Services:
         lock_wait_seconds=settings.credential_lock_wait_seconds,
         lock_expiry_seconds=settings.credential_lock_expiry_seconds,
     )
-    _instrument(engine, redis, minio, auth)
+    _instrument(engine, redis, auth)
     fast = FastReader(settings)  # the hot reads' own asyncpg pool (db/fast.py)
     return Services(
         settings=settings,
