@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -51,6 +53,18 @@ def read_only(prefix: str) -> dict[str, Any]:
     }
 
 
+def wait_iam_store(endpoint: str) -> None:
+    """Until MinIO's cluster check passes: it answers 503 ``iam-offline`` until the IAM store
+    exists, i.e. until MinIO accepts IAM writes (while its load may still be running)."""
+    while True:
+        try:
+            if httpx.get(endpoint + "/minio/health/cluster", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.005)
+
+
 def started_minio(password: str) -> PrivateMinio:
     base = Path(tempfile.mkdtemp(prefix="mms-iamload-", dir="/tmp"))
     base.chmod(0o755)  # as PrivateStack does
@@ -71,9 +85,14 @@ async def minio() -> AsyncIterator[tuple[PrivateMinio, MinioStore]]:
         process.stop()
 
 
+@pytest.mark.parametrize("watched", [True, False], ids=["writes-fail-meanwhile", "silent"])
 async def test_policies_written_during_minio_iam_load_are_enforced(
-    minio: tuple[PrivateMinio, MinioStore],
+    minio: tuple[PrivateMinio, MinioStore], watched: bool
 ) -> None:
+    """``watched``: the service keeps writing while MinIO is down (it sees the failures).
+    ``silent``: the service sends nothing until MinIO accepts IAM writes again (watched
+    from outside): what it then meets is its pool's dead connections (a retried send, or a
+    new connection opened silently)."""
     process, store = minio
     secret = secrets.token_hex(20)
     gate = asyncio.Semaphore(16)
@@ -95,16 +114,23 @@ async def test_policies_written_during_minio_iam_load_are_enforced(
 
     process.kill9()
     process.spawn()  # not waiting: the writes race its start-up
-    while True:  # the first IAM write MinIO accepts
+    while watched:  # the first IAM write MinIO accepts
         try:
             await store.put_policy("first", read_only("first"))
             break
         except ObjectStoreUnavailable:
             await asyncio.sleep(0.005)
+    if not watched:
+        await asyncio.to_thread(wait_iam_store, process.endpoint)
 
     async def rewrite(probe: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        await store.put_policy(probe, read_only(f"new-{probe}"))
+        while True:  # MinIO answers 503 until its IAM store exists
+            try:
+                await store.put_policy(probe, read_only(f"new-{probe}"))
+                return
+            except ObjectStoreUnavailable:
+                await asyncio.sleep(0.005)
 
     await asyncio.gather(*(rewrite(p, d) for p, d in zip(probes, DELAYS, strict=True)))
     await store.list_groups()  # returns once the load has ended

@@ -6,9 +6,11 @@ independent calls run concurrently on the event loop. The admin payload cipher i
 
 IAM writes wait for MinIO's IAM load (``_confirm_iam``): MinIO accepts them while it is still
 loading IAM after a start, and the end of that first load replaces its in-memory IAM with what
-it read from the drive, so such a write is stored but not enforced (reproduced with 600 users:
-a policy written 0.4 s after MinIO accepted writes was on the drive, yet S3 enforced the old
-one).
+it read from the drive, so such a write is stored but not enforced (reproduced with 300 and
+600 users). A MinIO that may be a new process since IAM was last proven loaded is recognised
+by what a restart does to the pool: a failed call, a 5xx, or a TCP connection the pool had to
+open (idle connections to a dead process are replaced silently, so the opening is what is
+seen).
 
 Errors (``objectstore/errors.py``): a connection failure, timeout or 5xx is ``StoreUnavailable``
 (503); a wait for a pooled connection that runs out is ``StoreBusy`` (429, MinIO is up); any
@@ -24,7 +26,6 @@ import base64
 import hashlib
 import json
 import logging
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -61,10 +62,6 @@ REJECTED_KEY_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AccessKeyDisabled"}
 )
 CIPHER_CONCURRENCY = 4
-IAM_CONFIRM_SECONDS = 0.25
-"""How long a proof that MinIO's IAM is loaded counts for IAM writes. Kept far below the time
-a restarted MinIO needs before it accepts writes (≥ 0.5 s measured here), so a restart that
-the pool never noticed (idle connections are replaced silently) is still caught."""
 RETRYABLE_TRANSPORT_ERRORS = (
     httpx.ReadError,
     httpx.WriteError,
@@ -114,7 +111,11 @@ class MinioStore:
         # Each madmin cipher call holds 64 MiB (Argon2id) for its duration: bound how many run
         # at once so a burst of first logins cannot balloon memory.
         self._cipher_slots = asyncio.Semaphore(CIPHER_CONCURRENCY)
-        self._iam_confirmed_at: float | None = None
+        # IAM-load proof: ``_pool_events`` counts what may mean a new MinIO process (a TCP
+        # connection opened, a failure); ``_iam_proven_at`` is its value when IAM was last
+        # proven loaded.
+        self._pool_events = 0
+        self._iam_proven_at: int | None = None
         self._iam_gate = asyncio.Lock()
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(
@@ -156,11 +157,16 @@ class MinioStore:
             secret_key=self._secret_key,
             extra=extra_headers,
         )
-        response = await self._request_with_retry(
+        response, opened = await self._request_with_retry(
             method, url, body, headers, path, iam_write=iam_write
         )
+        if iam_write and opened and response.status_code < 300:
+            # It went out on a new connection: MinIO may have restarted since IAM was proven
+            # loaded. Prove it now (after the write), then send the same idempotent write again.
+            await self._confirm_iam()
+            response, _ = await self._request_with_retry(method, url, body, headers, path)
         if response.status_code >= 500:
-            self._iam_confirmed_at = None
+            self._pool_events += 1
             log.warning("object store error %s on %s %s", response.status_code, method, path)
             raise StoreUnavailable(f"the object store failed (HTTP {response.status_code})")
         if response.status_code >= 300:
@@ -176,20 +182,34 @@ class MinioStore:
         path: str,
         *,
         iam_write: bool = False,
-    ) -> httpx.Response:
-        """Send once more when a pooled keep-alive connection turns out to be dead.
+    ) -> tuple[httpx.Response, bool]:
+        """Send once more when a pooled keep-alive connection turns out to be dead; also
+        say whether the answer came over a TCP connection opened for it.
 
         Every call this adapter makes is idempotent (create-or-overwrite, delete-if-present),
         so repeating one after a connection-level failure is safe. Timeouts are not retried.
         """
+        opened = False
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal opened
+            if event == "connection.connect_tcp.complete":
+                opened = True
+                self._pool_events += 1
+
         error: httpx.HTTPError | None = None
         for attempt in (1, 2):
             try:
-                return await self._client.request(
-                    method, httpx.URL(url), content=body, headers=headers
+                response = await self._client.request(
+                    method,
+                    httpx.URL(url),
+                    content=body,
+                    headers=headers,
+                    extensions={"trace": trace},
                 )
+                return response, opened
             except RETRYABLE_TRANSPORT_ERRORS as exc:
-                self._iam_confirmed_at = None  # MinIO may have restarted: prove IAM again
+                self._pool_events += 1  # MinIO may have restarted: prove IAM again
                 if attempt == 1:
                     log.debug("retrying %s %s after %s", method, path, type(exc).__name__)
                     if iam_write:
@@ -205,7 +225,7 @@ class MinioStore:
             except httpx.HTTPError as exc:
                 error = exc
             break
-        self._iam_confirmed_at = None
+        self._pool_events += 1
         log.warning("object store unreachable: %s %s: %s", method, path, type(error).__name__)
         raise StoreUnavailable("the object store is unreachable")
 
@@ -239,24 +259,21 @@ class MinioStore:
         )
 
     async def _confirm_iam(self) -> None:
-        """Return once MinIO has finished loading IAM (recently proven, or proven now).
+        """Return once MinIO is known to have finished loading IAM since anything suggested
+        a new process (one proof at a time; the others wait for it).
 
-        ``GET groups`` is one of the admin calls MinIO holds until its IAM load has ended
-        (and the cheapest: plain JSON of group names). One call at a time; the others wait
-        for its proof.
+        ``list-service-accounts`` (the root's own, normally none) is one of the admin calls
+        MinIO holds until its IAM load has ended, and a cheap one: a scan under MinIO's read
+        lock. ``groups`` also waits, but re-reads every group from the drive under MinIO's
+        IAM write lock (seconds with a thousand groups). Its encrypted body is not read.
         """
-        if self._iam_fresh():
+        if self._iam_proven_at == self._pool_events:
             return
         async with self._iam_gate:
-            if self._iam_fresh():
+            if self._iam_proven_at == self._pool_events:
                 return
-            started = time.monotonic()
-            await self._send("GET", ADMIN_PREFIX + "groups")
-            self._iam_confirmed_at = started
-
-    def _iam_fresh(self) -> bool:
-        confirmed = self._iam_confirmed_at
-        return confirmed is not None and time.monotonic() - confirmed < IAM_CONFIRM_SECONDS
+            await self._send("GET", ADMIN_PREFIX + "list-service-accounts")
+            self._iam_proven_at = self._pool_events
 
     async def _encrypt(self, payload: dict[str, Any]) -> bytes:
         raw = json.dumps(payload).encode()
@@ -275,7 +292,9 @@ class MinioStore:
             raise StoreUnavailable("the object store is unreachable") from None
         if response.status_code != 200:
             raise StoreUnavailable(f"the object store is unhealthy ({response.status_code})")
-        await self._admin("GET", "groups")  # proves the root credentials work too
+        # Proves the root credentials work too; a built-in policy, read from memory (``groups``
+        # would re-read every group under MinIO's IAM write lock).
+        await self._admin("GET", "info-canned-policy", params={"name": "readonly"})
 
     # -- users -----------------------------------------------------------------------------
     async def set_user(self, name: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
