@@ -204,13 +204,14 @@ class CredentialService:
         before its policies are rendered. The sweep runs before the store user exists, so a
         share made to the new user (which needs it to exist) is never swept.
         """
-        if await self._store.get_user(user) is None:
+        absent = await self._store.get_user(user) is None
+        if absent:
             validate_username(user)
             async with transaction(self._engine) as conn:
                 stale = await share_store.delete_received(conn, [(share_store.USER, user)])
             if stale:
                 log.warning("dropped %d stale share rows naming new user %s", stale, user)
-        return await self._provisioner.provision(user, secret, keep)
+        return await self._provisioner.provision(user, secret, keep, absent=absent)
 
     async def _issue(
         self, user: str, lease: Lease, *, actor: str, action: str

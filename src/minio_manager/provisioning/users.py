@@ -61,8 +61,15 @@ class UserProvisioner:
         self._groups = groups
         self._managed = managed
 
-    async def provision(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+    async def provision(
+        self, user: str, secret: str, keep: AccessKey | None = None, *, absent: bool = False
+    ) -> AccessKey:
         """Create (or repair) the user; returns the pair the store accepts (``set_user``).
+
+        ``absent``: the caller found no such store user under the credential lock it still
+        holds (every deletion holds it too), so the user is created now and is known to exist
+        with nothing attached afterwards: neither the managed-user guard nor the policy
+        render reads its ``user-info`` again (two admin calls off a first login's path).
 
         Runs inside the replica's admission gate: a login storm queues here in arrival order
         instead of every first login competing for CPU, pools and MinIO at once (issue 12).
@@ -73,20 +80,22 @@ class UserProvisioner:
         validate_username(user)
         async with self._admission.slot():
             await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
-            pair = await self.set_secret(user, secret, keep)
+            pair = await self.set_secret(user, secret, keep, absent=absent)
             await asyncio.gather(
-                self._policies.sync_user(user, rewrite=True),
+                self._policies.sync_user(user, rewrite=True, created=absent),
                 self._joins.join(GLOBAL_GROUP, user),
                 self._store.put_objects(self._markers(user)),
             )
             metrics.provisioned("user")
             return pair
 
-    async def set_secret(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+    async def set_secret(
+        self, user: str, secret: str, keep: AccessKey | None = None, *, absent: bool = False
+    ) -> AccessKey:
         """Create the store user or give it a new key pair (kept: ``keep``, if the store still
         accepts it); refused (``UnmanagedUser``) for a store user this service neither created
-        nor adopted. Call with the credential lock."""
-        await self._managed.claim(user, actor=None)
+        nor adopted. Call with the credential lock (``absent``: see ``provision``)."""
+        await self._managed.claim(user, actor=None, absent=absent)
         try:
             return await self._store.set_user(user, secret, keep)
         except StoreRejected as exc:
