@@ -96,11 +96,16 @@ class CredentialService:
     async def cached(self, user: str) -> StoredCredentials | None:
         return await read(self._engine, lambda conn: store.fetch(conn, user, self._key))
 
-    async def get_or_issue(self, user: str) -> StoredCredentials:
-        """The hot path: one indexed query when the pair is cached and not pending."""
-        found = await self.cached(user)
-        if found is not None and not found.pending:
-            return found
+    async def get_or_issue(self, user: str, *, missed: bool = False) -> StoredCredentials:
+        """The hot path: one indexed query when the pair is cached and not pending.
+
+        ``missed``: the caller has just read no usable pair (``credentials/hot.py``), so the
+        read before the lock is not repeated; the decision is made by the read under it.
+        """
+        if not missed:
+            found = await self.cached(user)
+            if found is not None and not found.pending:
+                return found
         async with self.lock(user) as lease:
             found = await self.cached(user)
             if found is None:

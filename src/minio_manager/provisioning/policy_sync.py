@@ -113,6 +113,20 @@ class _Update:
     def names(self) -> list[str]:
         return [policy_name_at(self.family.base, p) for p in self.placement.documents]
 
+    def recorded(self) -> bool:
+        """Nothing to write and the record already holds exactly this placement, clean."""
+        previous = self.written.documents
+        return (
+            not self.due
+            and not self.written.dirty
+            and not self.placement.removed
+            and previous.keys() == self.placement.documents.keys()
+            and all(
+                previous[p].levels == levels and previous[p].size == self.placement.sizes[p]
+                for p, levels in self.placement.documents.items()
+            )
+        )
+
     def stale(self, attached: Sequence[str]) -> set[str]:
         base = self.family.base
         known = {n for n in attached if is_overflow_name(base, n)}
@@ -335,6 +349,8 @@ class PolicySync:
             await fence.check()
             await settle(*(self._store.delete_policy(n) for n in stale))
         for u in updates:
+            if mode.repair and u.recorded():
+                continue  # the store agreed and so does the record: nothing to save
             # A repair has compared every document with the store: all are known now.
             kept = u.placement.documents if mode.repair else u.due
             saved = {p: u.placement.documents[p] for p in kept}

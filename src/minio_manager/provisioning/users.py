@@ -20,7 +20,7 @@ from minio_manager.observability import metrics
 from minio_manager.provisioning.batching import GroupJoinBatcher
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.managed import ManagedUsers
-from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.policy_sync import PolicySync, settle
 from minio_manager.request_context import current_request_id
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,31 @@ class UserProvisioner:
         validate_username(user)
         async with self._admission.slot():
             await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
-            pair = await self.set_secret(user, secret, keep, absent=absent)
-            await asyncio.gather(
-                self._policies.sync_user(user, rewrite=True, created=absent),
-                self._joins.join(GLOBAL_GROUP, user),
-                self._store.put_objects(self._markers(user)),
-            )
+            if absent:
+                # The markers need neither the user nor its policies: they are written while
+                # the user is created (a first login's longest branch: seven S3 PUTs). Should
+                # the store then refuse the name, they stay as empty objects that grant nothing.
+                created = asyncio.ensure_future(self._create(user, secret, keep))
+                await settle(created, self._store.put_objects(self._markers(user)))
+                pair = created.result()
+            else:
+                pair = await self.set_secret(user, secret, keep)
+                await asyncio.gather(
+                    self._policies.sync_user(user, rewrite=True),
+                    self._joins.join(GLOBAL_GROUP, user),
+                    self._store.put_objects(self._markers(user)),
+                )
             metrics.provisioned("user")
             return pair
+
+    async def _create(self, user: str, secret: str, keep: AccessKey | None) -> AccessKey:
+        """A user absent from the store: create it, then its policies and membership."""
+        pair = await self.set_secret(user, secret, keep, absent=True)
+        await settle(
+            self._policies.sync_user(user, rewrite=True, created=True),
+            self._joins.join(GLOBAL_GROUP, user),
+        )
+        return pair
 
     async def set_secret(
         self, user: str, secret: str, keep: AccessKey | None = None, *, absent: bool = False
