@@ -34,7 +34,8 @@ made (documents read, written, attachments set).
 ``SCALE_WRK_SECONDS`` (default 5), ``SCALE_LOGINS`` (first logins timed, default 30),
 ``SCALE_SHARE_SAMPLES`` (default 20), ``SCALE_REGENERATE=0`` skips regenerate,
 ``SCALE_SEED_MARKERS=0`` seeds no marker objects for bulk users, ``SCALE_VERIFY`` (seeded users
-checked, default 20).
+checked, default 20), ``SCALE_STACK_DIR`` (default /tmp; /dev/shm puts PostgreSQL's and MinIO's
+data in memory, so no write waits for the VM's shared disk).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ REGENERATE = os.environ.get("SCALE_REGENERATE", "1") != "0"
 REAL_LOGINS = int(os.environ.get("SCALE_REAL_LOGINS", "50"))
 SEED_MARKERS = os.environ.get("SCALE_SEED_MARKERS", "1") != "0"
 VERIFY = int(os.environ.get("SCALE_VERIFY", "20"))
+STACK_DIR = os.environ.get("SCALE_STACK_DIR", "/tmp")  # noqa: S108 - mkdtemp below it
 BUCKET = "cdm-lake"
 HEAVY_OWNER, HEAVY_TARGET, HEAVY_SHARES = "scaleheavyowner", "scaleheavy", 1000
 
@@ -541,7 +543,8 @@ def main() -> None:
     log(f"sizes {SIZES}; tenants ×{TENANTS_PER_USER}, shares ×{SHARES_PER_USER} per user")
     workdir = Path(tempfile.mkdtemp(prefix="mms-scale-"))
     with ExitStack() as cleanup:
-        stack = PrivateStack(prefix="mms-scale-stack-").start()
+        stack = PrivateStack(prefix="mms-scale-stack-", parent=STACK_DIR).start()
+        log(f"private stack in {stack.base}")
         cleanup.callback(stack.stop)
         stub = subprocess.Popen(
             [sys.executable, str(REPO / "scripts" / "kbase_stub.py"), "--port", "0"],
