@@ -214,6 +214,9 @@ class CredentialService:
             validate_username(user)
             async with transaction(self._engine) as conn:
                 stale = await share_store.delete_received(conn, [(share_store.USER, user)])
+                # Recorded as managed before the store user exists (``ManagedUsers.claim``),
+                # in the same transaction as the sweep: one commit less on a first login.
+                await managed.record(conn, user, source=managed.PROVISIONED, actor=None)
             if stale:
                 log.warning("dropped %d stale share rows naming new user %s", stale, user)
         return await self._provisioner.provision(user, secret, keep, absent=absent)

@@ -87,12 +87,13 @@ class ManagedUsers:
         the store user is created, so a crash between the two never leaves a user of ours
         that the next login would refuse. Present but not managed: refused. ``absent``: the
         caller has just seen the store without this user, under the credential lock it still
-        holds, so the store is not asked again (recording is idempotent).
+        holds, and has recorded it already (``CredentialService._provision``): nothing to do.
         """
-        if not absent:
-            if await self.get(user) is not None:
-                return
-            if await self._store.get_user(user) is not None:
-                raise refusal(user)
+        if absent:
+            return
+        if await self.get(user) is not None:
+            return
+        if await self._store.get_user(user) is not None:
+            raise refusal(user)
         async with transaction(self._engine) as conn:
             await record(conn, user, source=PROVISIONED, actor=actor)
