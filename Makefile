@@ -66,9 +66,10 @@ bench: install stack
 	eval "$$(scripts/stack.sh env)" && for b in credentials tenants sharing ceiling storm; do \
 		echo "== bench/$$b.py"; $(UV) run python bench/$$b.py; done
 
-# Scale benchmark (bench/scale.py) on a private stack: users by first login, tenants through the
-# API, share records by COPY, then figures per size. SCALE_USERS sets the sizes (default
-# 1000,10000; each step adds to the last).
+# Scale benchmark (bench/scale.py) on a private stack: 50 users per step by first login, the
+# rest and the tenants seeded in bulk (bench/scale_seed.py: import-iam + COPY), share records by
+# COPY, then figures per size. SCALE_USERS sets the sizes (default 1000,10000; each step adds to
+# the last); SCALE_STACK_DIR=/dev/shm keeps the private stack in memory (see docs/benchmarks.md).
 SCALE_USERS ?= 1000,10000
 bench-scale: install stack
 	SCALE_USERS=$(SCALE_USERS) $(UV) run python bench/scale.py

@@ -7,12 +7,16 @@ One service process (1 uvicorn worker) and the KBase stand-in, as in the other b
 Before seeding, the empty database is measured. Then, for each size in ``SCALE_USERS``
 (default ``1000,10000``; sizes grow, each step adds to the last):
 
-- users: brand-new KBase users log in (``GET /credentials/``, ``SCALE_SEED_CONCURRENCY`` at
-  a time), so each is a fully provisioned store user (store user, home policies, markers,
-  ``globalusers``), exactly as in production;
-- tenants: ``SCALE_TENANTS_PER_USER`` × users (default 0.2: 2 000 at 10 000) through
-  ``POST /management/groups/{g}``; five members each are added with the store's admin API
-  (one call per group; the service's listing reads membership from the store);
+- users: ``SCALE_REAL_LOGINS`` (default 50) brand-new KBase users log in through the API
+  (``GET /credentials/``, ``SCALE_SEED_CONCURRENCY`` at a time); the rest are seeded in bulk
+  (``bench/scale_seed.py``: MinIO's ``import-iam`` with the documents the service renders,
+  marker objects by S3, records by ``COPY`` with the secrets encrypted by pgcrypto as the
+  service does). A sample of seeded users then gets its pair from ``GET /credentials/`` and
+  uses it at S3, and ``regenerate-policies`` — which compares every document with the store —
+  is run on the freshly seeded store and says how many documents it had to write;
+- tenants: ``SCALE_TENANTS_PER_USER`` × users (default 0.2: 2 000 at 10 000), seeded in bulk
+  the same way as ``POST /management/groups/{g}`` leaves them, five members each (four in
+  ``g``, one in ``g``ro);
 - shares: ``SCALE_SHARES_PER_USER`` × users records (default 100: 1 000 000 at 10 000) by
   ``COPY`` into ``shares``: each user shares paths of its home with random users (one in ten
   with a tenant). One extra principal holds exactly 1000 shares (rendered once by the API).
@@ -23,8 +27,15 @@ the principal holding 1000 shares (share + unmeasured unshare); ``regenerate-pol
 everyone; what MinIO itself costs (admin calls timed directly, its RSS and data on disk).
 The load average is printed with each figure: the machine is shared.
 
+The first logins timed are also broken down by dependency call (the service's own
+``/metrics``: calls per login and mean time of each), and each regenerate by the admin calls it
+made (documents read, written, attachments set).
+
 ``SCALE_WRK_SECONDS`` (default 5), ``SCALE_LOGINS`` (first logins timed, default 30),
-``SCALE_SHARE_SAMPLES`` (default 20), ``SCALE_REGENERATE=0`` skips regenerate.
+``SCALE_SHARE_SAMPLES`` (default 20), ``SCALE_REGENERATE=0`` skips regenerate,
+``SCALE_SEED_MARKERS=0`` seeds no marker objects for bulk users, ``SCALE_VERIFY`` (seeded users
+checked, default 20), ``SCALE_STACK_DIR`` (default /tmp; /dev/shm puts PostgreSQL's and MinIO's
+data in memory, so no write waits for the VM's shared disk).
 """
 
 from __future__ import annotations
@@ -50,9 +61,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ceiling import ensure_wrk, wrk
 from harness import REPO, Service, closed_loop, percentile, summary
+from scale_seed import Seeder
 from tests.support.private_stack import PrivateStack
 from tests.support.processes import service_process
+from tests.support.s3 import S3User
 
+from minio_manager.config import Settings
 from minio_manager.objectstore.minio import MinioStore
 
 SIZES = [int(n) for n in os.environ.get("SCALE_USERS", "1000,10000").split(",")]
@@ -63,6 +77,10 @@ WRK_SECONDS = int(os.environ.get("SCALE_WRK_SECONDS", "5"))
 LOGINS = int(os.environ.get("SCALE_LOGINS", "30"))
 SHARE_SAMPLES = int(os.environ.get("SCALE_SHARE_SAMPLES", "20"))
 REGENERATE = os.environ.get("SCALE_REGENERATE", "1") != "0"
+REAL_LOGINS = int(os.environ.get("SCALE_REAL_LOGINS", "50"))
+SEED_MARKERS = os.environ.get("SCALE_SEED_MARKERS", "1") != "0"
+VERIFY = int(os.environ.get("SCALE_VERIFY", "20"))
+STACK_DIR = os.environ.get("SCALE_STACK_DIR", "/tmp")  # noqa: S108 - mkdtemp below it
 BUCKET = "cdm-lake"
 HEAVY_OWNER, HEAVY_TARGET, HEAVY_SHARES = "scaleheavyowner", "scaleheavy", 1000
 
@@ -108,6 +126,11 @@ class Scale:
             env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
         )
         self.admin = service.add_user("scaleadmin", admin=True)
+        layout = Settings.model_construct(
+            **{k: f.default for k, f in Settings.model_fields.items() if k.startswith("cdm_")}
+        ).layout
+        self.seeder = Seeder(self.store, layout, env["MMS_DB_ENCRYPTION_KEY"])
+        self.seeded: dict[str, str] = {}
         self.users: list[str] = []
         self.tenants: list[str] = []
         self.shares = 0
@@ -123,34 +146,70 @@ class Scale:
         return token
 
     async def seed_users(self, total: int) -> None:
-        names = [f"su{len(self.users) + n:06d}" for n in range(total - len(self.users))]
+        """Up to ``total`` users: ``REAL_LOGINS`` by first login through the API, the rest in
+        bulk (``scale_seed.py``)."""
+        start = len(self.users)
+        real = [f"sr{start + n:06d}" for n in range(min(REAL_LOGINS, total - start))]
+        bulk = [f"su{start + n:06d}" for n in range(total - start - len(real))]
 
         async def one(i: int) -> None:
-            await self.login(names[i])
+            await self.login(real[i])
 
-        seconds, _ = await closed_loop(SEED_CONCURRENCY, len(names), one)
-        self.users += names
+        seconds, _ = await closed_loop(SEED_CONCURRENCY, len(real), one)
         log(
-            f"  seeded {len(names)} users by first login in {seconds:.0f}s "
-            f"({len(names) / seconds:.1f}/s, concurrency {SEED_CONCURRENCY}, load {load()})"
+            f"  {len(real)} users by first login through the API in {seconds:.1f}s "
+            f"({len(real) / seconds:.1f}/s, concurrency {SEED_CONCURRENCY}, load {load()})"
+        )
+        began = time.perf_counter()
+        conn = await self.connect()
+        try:
+            secrets_, phases = await self.seeder.users(conn, bulk, markers=SEED_MARKERS)
+        finally:
+            await conn.close()
+        seconds = time.perf_counter() - began
+        self.seeded.update(secrets_)
+        self.users += real + bulk
+        log(
+            f"  {len(bulk)} users seeded in bulk in {seconds:.1f}s ({len(bulk) / seconds:.0f}/s; "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
+            + f"; markers {'yes' if SEED_MARKERS else 'no'}; load {load()})"
         )
 
     async def seed_tenants(self, total: int) -> None:
         names = [f"st{len(self.tenants) + n:05d}x" for n in range(total - len(self.tenants))]
-
-        async def one(i: int) -> None:
-            response = await self.client.post(
-                f"/management/groups/{names[i]}", headers=bearer(self.admin)
-            )
-            if response.status_code != 201:
-                raise RuntimeError(f"create {names[i]}: {response.status_code} {response.text}")
-            members = self.rng.sample(self.users, 5)
-            await self.store.add_group_members(names[i], members[:4])
-            await self.store.add_group_members(names[i] + "ro", members[4:])
-
-        seconds, _ = await closed_loop(4, len(names), one)
+        members = {name: self.rng.sample(self.users, 5) for name in names}
+        began = time.perf_counter()
+        conn = await self.connect()
+        try:
+            phases = await self.seeder.tenants(conn, members, "scaleadmin", markers=SEED_MARKERS)
+        finally:
+            await conn.close()
+        seconds = time.perf_counter() - began
         self.tenants += names
-        log(f"  seeded {len(names)} tenants (+5 members each) in {seconds:.0f}s (load {load()})")
+        log(
+            f"  {len(names)} tenants (+5 members each) seeded in bulk in {seconds:.1f}s ("
+            + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
+            + f"; load {load()})"
+        )
+
+    async def verify_seed(self) -> None:
+        """Seeded users get their seeded pair from the API, and it works at S3."""
+        sample = self.rng.sample(sorted(self.seeded), min(VERIFY, len(self.seeded)))
+        endpoint = self.stack.env["MINIO_ENDPOINT"]
+        for name in sample:
+            token = self.service.add_user(name)
+            response = await self.client.get("/credentials/", headers=bearer(token))
+            response.raise_for_status()
+            pair = response.json()
+            if pair["access_key"] != name or pair["secret_key"] != self.seeded[name]:
+                raise RuntimeError(f"seeded user {name}: the API handed out another pair")
+            s3 = S3User(pair["access_key"], pair["secret_key"], endpoint)
+            key = home_key(name, "data/seed-check")
+            if not (await asyncio.to_thread(s3.can_put, BUCKET, key)):
+                raise RuntimeError(f"seeded user {name} cannot write its home")
+            if await asyncio.to_thread(s3.can_put, BUCKET, home_key(self.users[0], "data/x")):
+                raise RuntimeError(f"seeded user {name} can write another user's home")
+        log(f"  seed check: {len(sample)} seeded users got their pair from the API, S3 ok")
 
     async def seed_shares(self, total: int) -> None:
         """COPY share records up to ``total`` (no rendering: regenerate renders them)."""
@@ -239,6 +298,7 @@ class Scale:
         )
 
         first: list[float] = []
+        before = await self.metrics()
         for _ in range(LOGINS):
             name = f"sf{secrets.token_hex(4)}"
             began = time.perf_counter()
@@ -247,6 +307,7 @@ class Scale:
             self.users.append(name)
         step.note("login_p50", percentile(first, 50) * 1000)
         log(f"  first login, sequential: {summary(first)} (load {load()})")
+        log("    per login (calls, mean ms): " + _breakdown(before, await self.metrics(), LOGINS))
 
         (await self.client.get("/tenants", headers=bearer(probe))).raise_for_status()
         began = time.perf_counter()
@@ -263,7 +324,7 @@ class Scale:
         if heavy_owner is not None:
             await self.heavy_shares(step, heavy_owner)
         if REGENERATE and step.users:
-            await self.regenerate(step)
+            await self.regenerate(step, "share rows copied since the last run", "regenerate_s")
         await self.store_costs(step)
         step.note("rss", self.service.peak_rss_mib())
         log(f"  service peak RSS so far: {step.figures['rss']:.0f} MiB")
@@ -294,19 +355,50 @@ class Scale:
             await conn.close()
         log(f"  share to a principal holding {held}: {summary(samples)} (load {load()})")
 
-    async def regenerate(self, step: Step) -> None:
+    async def metrics(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """The service's dependency calls so far: (dependency, operation) → (count, seconds)."""
+        text = (await self.client.get("/metrics")).text
+        found: dict[tuple[str, str], list[float]] = {}
+        for line in text.splitlines():
+            if not line.startswith("mms_dependency_call_duration_seconds_"):
+                continue
+            head, _, value = line.rpartition(" ")
+            kind = head.split("{", 1)[0].rsplit("_", 1)[-1]
+            if kind not in ("count", "sum"):
+                continue
+            labels = dict(
+                part.split("=", 1) for part in head.split("{", 1)[1].rstrip("}").split(",")
+            )
+            key = (labels["dependency"].strip('"'), labels["operation"].strip('"'))
+            pair = found.setdefault(key, [0.0, 0.0])
+            pair[0 if kind == "count" else 1] = float(value)
+        return {k: (v[0], v[1]) for k, v in found.items()}
+
+    async def regenerate(self, step: Step, label: str, key: str) -> None:
+        before = await self.metrics()
         began = time.perf_counter()
         response = await self.client.post(
             "/management/migrate/regenerate-policies", headers=bearer(self.admin), timeout=7200
         )
         seconds = time.perf_counter() - began
+        after = await self.metrics()
         body = response.json()
-        step.note("regenerate_s", seconds)
+        step.note(key, seconds)
+
+        def calls(operation: str) -> int:
+            op = ("object_store", operation)
+            return round(after.get(op, (0, 0))[0] - before.get(op, (0, 0))[0])
+
+        principals = (body.get("users_total") or 0) + (body.get("groups_total") or 0)
         log(
-            f"  regenerate-policies: {response.status_code} in {seconds:.1f}s, "
-            f"users {body.get('users_updated')}/{body.get('users_total')}, groups "
+            f"  regenerate-policies ({label}): {response.status_code} in {seconds:.1f}s "
+            f"({seconds / max(principals, 1) * 1000:.1f} ms per principal), users "
+            f"{body.get('users_updated')}/{body.get('users_total')}, groups "
             f"{body.get('groups_updated')}/{body.get('groups_total')}, errors "
-            f"{len(body.get('errors') or [])} (load {load()})"
+            f"{len(body.get('errors') or [])}; documents read {calls('admin:info-canned-policy')}"
+            f", written {calls('admin:add-canned-policy')}, attachments set "
+            f"{calls('admin:set-user-or-group-policy')}, user-info "
+            f"{calls('admin:user-info')} (load {load()})"
         )
 
     async def store_costs(self, step: Step) -> None:
@@ -342,6 +434,21 @@ class Scale:
         )
 
 
+def _breakdown(
+    before: dict[tuple[str, str], tuple[float, float]],
+    after: dict[tuple[str, str], tuple[float, float]],
+    per: int,
+) -> str:
+    """Calls per unit and their mean time, by dependency operation, busiest first."""
+    rows = []
+    for key, (count, total) in after.items():
+        calls = count - before.get(key, (0.0, 0.0))[0]
+        seconds = total - before.get(key, (0.0, 0.0))[1]
+        if calls >= 1:
+            rows.append((seconds, f"{key[1]} {calls / per:.1f}×{seconds / calls * 1000:.1f}"))
+    return ", ".join(text for _, text in sorted(rows, reverse=True))
+
+
 def _rss_mib(pid: int | None) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -364,7 +471,8 @@ def table(steps: list[Step]) -> str:
         ("first login p50 ms", "login_p50", "{:.0f}"),
         ("GET /tenants c=16 p99 ms", "tenants_p99", "{:.0f}"),
         (f"share p50 ms (target holds {HEAVY_SHARES})", "share_p50", "{:.0f}"),
-        ("regenerate-policies s", "regenerate_s", "{:.0f}"),
+        ("regenerate-policies s, store agrees (after seeding)", "regenerate_clean_s", "{:.0f}"),
+        ("regenerate-policies s, after COPY of share rows", "regenerate_s", "{:.0f}"),
         ("MinIO add-user p50 ms", "minio_add_user", "{:.0f}"),
         ("MinIO list-users p50 ms", "minio_list_users", "{:.0f}"),
         ("MinIO RSS MiB", "minio_rss", "{:.0f}"),
@@ -399,8 +507,12 @@ async def run(service: Service, stack: PrivateStack) -> list[Step]:
             for size in SIZES:
                 tenants = max(1, round(size * TENANTS_PER_USER))
                 log(f"size {size} users, {tenants} tenants, {size * SHARES_PER_USER} shares:")
+                step = Step(size, tenants, size * SHARES_PER_USER)
                 await scale.seed_users(size)
                 await scale.seed_tenants(tenants)
+                await scale.verify_seed()
+                if REGENERATE:
+                    await scale.regenerate(step, "right after seeding", "regenerate_clean_s")
                 await scale.seed_shares(size * SHARES_PER_USER)
                 if not rendered:
                     rendered = True
@@ -413,7 +525,11 @@ async def run(service: Service, stack: PrivateStack) -> list[Step]:
                         headers=bearer(heavy),
                     )
                     response.raise_for_status()
-                step = Step(len(scale.users), len(scale.tenants), scale.shares)
+                step.users, step.tenants, step.shares = (
+                    len(scale.users),
+                    len(scale.tenants),
+                    scale.shares,
+                )
                 steps.append(step)
                 await scale.measure(step, probe, heavy)
                 log(table(steps))
@@ -427,7 +543,8 @@ def main() -> None:
     log(f"sizes {SIZES}; tenants ×{TENANTS_PER_USER}, shares ×{SHARES_PER_USER} per user")
     workdir = Path(tempfile.mkdtemp(prefix="mms-scale-"))
     with ExitStack() as cleanup:
-        stack = PrivateStack(prefix="mms-scale-stack-").start()
+        stack = PrivateStack(prefix="mms-scale-stack-", parent=STACK_DIR).start()
+        log(f"private stack in {stack.base}")
         cleanup.callback(stack.stop)
         stub = subprocess.Popen(
             [sys.executable, str(REPO / "scripts" / "kbase_stub.py"), "--port", "0"],

@@ -16,7 +16,7 @@ from tests.support.reference import create_reference_schema, insert_credentials,
 from tests.support.stack import REPO, connect
 
 DB = f"mms_migrations_{os.getpid()}"
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest_asyncio.fixture
@@ -61,11 +61,15 @@ async def test_concurrent_upgrades_from_several_replicas(fresh_db: dict[str, str
     assert [r["version_num"] for r in versions] == [HEAD]
     assert {"user_credentials", "user_profiles", "tenant_metadata", "tenant_stewards",
             "shares", "audit_log", "policy_outbox", "managed_users", "policy_documents",
-            "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
+            "store_groups", "alembic_version_mms"} <= await _tables(fresh_db)  # fmt: skip
 
 
 async def test_down_and_up_again(fresh_db: dict[str, str]) -> None:
     assert (await _alembic(fresh_db, "upgrade", "head"))[0] == 0
+    assert (await _alembic(fresh_db, "downgrade", "-1"))[0] == 0
+    tables = await _tables(fresh_db)
+    assert "store_groups" not in tables
+    assert "policy_documents" in tables
     assert (await _alembic(fresh_db, "downgrade", "-1"))[0] == 0
     tables = await _tables(fresh_db)
     assert "policy_documents" not in tables

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import insert
 
 from minio_manager.db.tables import shares
@@ -152,6 +154,80 @@ async def test_regenerate_renders_records_it_never_saw_applied(
     await regenerate(client, admin)
     assert sorted((await services.store.get_user(bob.name)).policies) == names
     assert [canonical_document(await services.store.get_policy(n)) for n in names] == first
+
+
+async def test_regenerate_writes_only_what_the_store_lacks_and_repairs_behind_our_record(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    services: Any,
+    admin: TestUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regenerate reads each document back and writes only those that differ from the render.
+
+    The document damaged here is one the service's own record (``policy_documents``) still
+    calls written and clean: a skip decided from that record would leave the damage in place.
+    """
+    alice, bob = kbase.add_user(), kbase.add_user()
+    s3_alice, s3_bob = await issue(client, alice), await issue(client, bob)
+    keys = [home_key(alice, f"data/many/d{n:03d}") for n in range(120)]
+    assert s3_alice.can_put(BUCKET, keys[0] + "/f") and s3_alice.can_put(BUCKET, keys[-1] + "/f")
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            insert(shares),
+            [
+                {
+                    "owner": alice.name,
+                    "bucket": BUCKET,
+                    "key": key,
+                    "target_type": "user",
+                    "target_name": bob.name,
+                    "level": "read",
+                    "created_by": alice.name,
+                }
+                for key in keys
+            ],
+        )
+    await regenerate(client, admin)  # renders the rows: bob now holds two home documents
+    home, overflow = f"user-home-policy-{bob.name}", f"user-home-policy-{bob.name}--2"
+    assert overflow in (await services.store.get_user(bob.name)).policies
+
+    store = services.store
+    put_policy, set_user_policies = store.put_policy, store.set_user_policies
+    puts: list[str] = []
+    attaches: list[str] = []
+
+    async def counting_put(name: str, document: dict[str, Any]) -> None:
+        puts.append(name)
+        await put_policy(name, document)
+
+    async def counting_attach(user: str, names: Any) -> None:
+        attaches.append(user)
+        await set_user_policies(user, names)
+
+    monkeypatch.setattr(store, "put_policy", counting_put)
+    monkeypatch.setattr(store, "set_user_policies", counting_attach)
+    ours = {home, overflow, f"user-system-policy-{bob.name}"}
+
+    await regenerate(client, admin)  # the store agrees: nothing of bob's is written
+    assert ours.isdisjoint(puts) and bob.name not in attaches
+
+    # Which document holds the last key depends on placement: damage that one only.
+    holders = [
+        name
+        for name in (home, overflow)
+        if f"{keys[-1]}/*" in json.dumps(await store.get_policy(name))
+    ]
+    assert len(holders) == 1
+    holder = holders[0]
+    await put_policy(holder, TEMPLATE_ONLY)
+    assert not s3_bob.can_get(BUCKET, keys[-1] + "/f")
+    puts.clear()
+    await regenerate(client, admin)
+    assert [n for n in puts if n in ours] == [holder]
+    assert bob.name not in attaches
+    assert s3_bob.can_get(BUCKET, keys[-1] + "/f") and s3_bob.can_get(BUCKET, keys[0] + "/f")
+    assert f"user:{bob.name}" not in await drift(client, admin)
 
 
 async def test_principals_missing_from_the_store_are_reported_not_created(

@@ -13,8 +13,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from minio_manager.provisioning.membership import ChangeFeed, GroupMembership
+from minio_manager.tenants import register as group_register
 from minio_manager.tenants import store as tenant_store
 from tests.support.governance import (
     BUCKET,
@@ -27,6 +29,7 @@ from tests.support.governance import (
     group_name,
     issue,
     members_of,
+    remember,
 )
 from tests.support.kbase import KBase, TestUser
 from tests.support.store import open_store
@@ -850,3 +853,110 @@ async def test_cache_reads_go_on_when_redis_is_unreachable(
         await store.delete_user(user)
         await store.close()
         await deaf.aclose()
+
+
+# -- names from PostgreSQL, never from MinIO's list-groups -----------------------------------------
+class _StoreCalls:
+    """Counts the object store adapter's ``list_groups`` and ``get_group`` calls (and, for
+    MinIO, every admin request its HTTP client sends), whoever makes them."""
+
+    def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        self.paths: list[str] = []
+        for method in ("list_groups", "get_group"):
+            original = getattr(store, method)
+            monkeypatch.setattr(store, method, self._counted(method, original))
+        http = getattr(store, "http", None)
+        if http is not None:
+
+            async def sent(request: httpx.Request) -> None:
+                self.paths.append(request.url.path)
+
+            monkeypatch.setitem(http.event_hooks, "request", [*http.event_hooks["request"], sent])
+
+    def _counted(self, method: str, original: Any) -> Any:
+        async def counted(*args: Any) -> Any:
+            self.calls.append(method)
+            return await original(*args)
+
+        return counted
+
+
+async def test_listings_take_names_from_postgresql_not_from_list_groups(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MinIO's ``list-groups`` re-reads every group under its IAM write lock (seconds with a
+    thousand groups, S3 authentication stalled meanwhile): no listing may call it, cold or
+    after a change. What the store holds is still what is shown."""
+    tenant, bare = await create_group(client, admin), await create_group(client, admin)
+    gone = group_name()  # a metadata row whose groups are not in the store
+    user, joiner = kbase.add_user(), kbase.add_user()
+    for u in (user, joiner):
+        await issue(client, u)
+    await add_member(client, admin, tenant, user.name, "read_only")
+    assert (await client.delete(f"/tenants/{bare}", headers=admin.headers)).status_code == 204
+    async with services.engine.begin() as conn:
+        await tenant_store.create(conn, gone, admin.name, {})
+    store = services.membership._raw
+    assert services.store._inner is store  # every caller goes through the counted adapter
+    counted = _StoreCalls(store, monkeypatch)
+
+    async def listings() -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+        tenants = await client.get("/tenants", headers=user.headers)
+        names = await client.get("/management/groups/names", headers=user.headers)
+        groups = await client.get("/management/groups", headers=user.headers)
+        for response in (tenants, names, groups):
+            assert response.status_code == 200, response.text
+        return (
+            {t["tenant_name"]: t for t in tenants.json()},
+            names.json()["group_names"],
+            {g["group_name"]: g for g in groups.json()["groups"]},
+        )
+
+    try:
+        services.membership.invalidate()  # cold: every group asked of the store
+        listed, names, groups = await listings()
+        assert "get_group" in counted.calls  # the counting works
+        await add_member(client, admin, tenant, joiner.name)
+        after, _, groups_after = await listings()
+    finally:
+        async with services.engine.begin() as conn:
+            await tenant_store.delete_metadata(conn, gone)
+    assert "list_groups" not in counted.calls
+    if counted.paths:  # MinIO: not at the HTTP level either (``GET …/v3/groups``)
+        assert any(p.endswith("/group") for p in counted.paths)
+        assert not [p for p in counted.paths if p.endswith("/groups")]
+
+    assert (listed[tenant]["member_count"], listed[tenant]["is_member"]) == (1, True)
+    assert (after[tenant]["member_count"], after[tenant]["is_member"]) == (2, True)
+    assert listed[bare]["display_name"] is None and listed[bare]["member_count"] == 0
+    assert "globalusers" in listed and gone not in listed
+    assert names == sorted(names) and list(listed) == sorted(listed)
+    assert {tenant, tenant + "ro", bare, bare + "ro", "globalusers"} <= set(names)
+    assert gone not in names and gone + "ro" not in names
+    assert groups[tenant + "ro"]["members"] == [user.name] and groups[tenant]["members"] == []
+    for name in (tenant, tenant + "ro", bare, bare + "ro"):  # as the store holds them
+        assert await members_of(services, name) == set(groups_after[name]["members"])
+
+
+async def test_groups_already_in_the_store_are_registered_once(
+    client: httpx.AsyncClient, admin: TestUser, services: Any
+) -> None:
+    """Groups that predate the register (made before migration 0006, or by hand) are read
+    from the store once, by the first start; after that the register is not refilled."""
+    handmade = remember(group_name())
+    await services.store.add_group_members(handmade, [])  # straight in the store
+    async with services.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM store_groups WHERE name = '*'"))
+    assert await group_register.fill_once(services.engine, services.store) is True
+    assert await group_register.fill_once(services.engine, services.store) is False
+    listed = (await client.get("/tenants", headers=admin.headers)).json()
+    assert handmade in [t["tenant_name"] for t in listed]
+
+    deleted = await client.delete(f"/management/groups/{handmade}", headers=admin.headers)
+    assert deleted.status_code == 200, deleted.text
+    assert await db_rows(services, "SELECT 1 FROM store_groups WHERE name=:g", g=handmade) == []

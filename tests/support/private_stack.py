@@ -358,9 +358,10 @@ class PrivateMinio(PrivateProcess):
 class PrivateStack:
     """PostgreSQL, Redis and MinIO of one's own; ``env`` is what the service needs."""
 
-    def __init__(self, prefix: str = "mms-private-") -> None:
-        # /tmp is world-traversable, so the postgres user reaches its data directory.
-        self.base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    def __init__(self, prefix: str = "mms-private-", parent: str = "/tmp") -> None:
+        # /tmp (and /dev/shm, for a stack in memory) is world-traversable, so the postgres user
+        # reaches its data directory.
+        self.base = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         self.base.chmod(0o755)
         self.db_password = secrets.token_hex(24)
         self.minio_password = secrets.token_hex(24)

@@ -31,7 +31,7 @@ async def get_credentials(caller: CallerDep, services: ServicesDep) -> Response:
     # ``get_or_issue``, which re-reads under the user's lock before issuing.
     found = await services.hot_credentials.fetch(caller.username)
     if found is None:
-        found = await services.credentials.get_or_issue(caller.username)
+        found = await services.credentials.get_or_issue(caller.username, missed=True)
     return _pair(caller.username, found)
 
 

@@ -96,11 +96,16 @@ class CredentialService:
     async def cached(self, user: str) -> StoredCredentials | None:
         return await read(self._engine, lambda conn: store.fetch(conn, user, self._key))
 
-    async def get_or_issue(self, user: str) -> StoredCredentials:
-        """The hot path: one indexed query when the pair is cached and not pending."""
-        found = await self.cached(user)
-        if found is not None and not found.pending:
-            return found
+    async def get_or_issue(self, user: str, *, missed: bool = False) -> StoredCredentials:
+        """The hot path: one indexed query when the pair is cached and not pending.
+
+        ``missed``: the caller has just read no usable pair (``credentials/hot.py``), so the
+        read before the lock is not repeated; the decision is made by the read under it.
+        """
+        if not missed:
+            found = await self.cached(user)
+            if found is not None and not found.pending:
+                return found
         async with self.lock(user) as lease:
             found = await self.cached(user)
             if found is None:
@@ -204,13 +209,17 @@ class CredentialService:
         before its policies are rendered. The sweep runs before the store user exists, so a
         share made to the new user (which needs it to exist) is never swept.
         """
-        if await self._store.get_user(user) is None:
+        absent = await self._store.get_user(user) is None
+        if absent:
             validate_username(user)
             async with transaction(self._engine) as conn:
                 stale = await share_store.delete_received(conn, [(share_store.USER, user)])
+                # Recorded as managed before the store user exists (``ManagedUsers.claim``),
+                # in the same transaction as the sweep: one commit less on a first login.
+                await managed.record(conn, user, source=managed.PROVISIONED, actor=None)
             if stale:
                 log.warning("dropped %d stale share rows naming new user %s", stale, user)
-        return await self._provisioner.provision(user, secret, keep)
+        return await self._provisioner.provision(user, secret, keep, absent=absent)
 
     async def _issue(
         self, user: str, lease: Lease, *, actor: str, action: str

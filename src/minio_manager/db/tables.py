@@ -81,6 +81,15 @@ tenant_stewards = Table(
     Index("ix_tenant_stewards_username", "username"),
 )
 
+# Base names of the group pairs (``g``, ``g``ro) the service created or found in the store,
+# plus the row ``*`` once the register was filled from the store (tenants/register.py).
+store_groups = Table(
+    "store_groups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("registered_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
 shares = Table(
     "shares",
     metadata,

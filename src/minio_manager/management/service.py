@@ -71,6 +71,7 @@ from minio_manager.provisioning.outbox import Principal
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.sharing import store as share_store
+from minio_manager.tenants import register as group_register
 from minio_manager.tenants import store as tenant_store
 
 if TYPE_CHECKING:
@@ -451,16 +452,22 @@ class ManagementService:
         )
 
     # -- groups -----------------------------------------------------------------------------
+    async def _existing_groups(self) -> dict[str, StoreGroup]:
+        """Every group of the tenants the service knows (``g`` and ``g``ro) that exists in the
+        store, by name, sorted; no ``list-groups`` (see ``tenants/register.py``)."""
+        async with transaction(self._engine) as conn:
+            bases = await group_register.candidates(conn)
+        infos = await self._membership.groups(n for b in bases for n in (b, read_only_group(b)))
+        return {n: i for n, i in sorted(infos.items()) if i is not None}
+
     async def group_names(self) -> GroupNamesResponse:
-        names = await self._membership.group_names()
+        names = list(await self._existing_groups())
         return GroupNamesResponse(group_names=names, total_count=len(names))
 
     async def list_groups(self) -> GroupListResponse:
-        names, infos = await self._membership.listing()
         groups = [
             GroupInfo(group_name=n, members=list(i.members), member_count=len(i.members))
-            for n in names
-            if (i := infos[n]) is not None
+            for n, i in (await self._existing_groups()).items()
         ]
         return GroupListResponse(groups=groups, total_count=len(groups))
 
@@ -486,6 +493,9 @@ class ManagementService:
                     stale = await share_store.delete_received(conn, missing)
                 if stale:
                     log.warning("dropped %d stale share rows naming new group %s", stale, group)
+            # Registered before the store creates it, so no listing can miss it (register.py).
+            async with transaction(self._engine) as conn:
+                await group_register.register(conn, group)
             await self._groups.ensure_group(group)
             async with transaction(self._engine) as conn:
                 await tenant_store.create(conn, group, caller.username, {})
@@ -592,6 +602,7 @@ class ManagementService:
                 late = await share_store.delete_received(
                     conn, [(share_store.GROUP, group), (share_store.GROUP, twin)]
                 )
+                await group_register.forget(conn, group)
             if late:
                 log.warning("group %s: removed %d share rows added during deletion", group, late)
         return ResourceDeleteResponse(

@@ -80,13 +80,17 @@ class ManagedUsers:
     async def get(self, user: str) -> ManagedRecord | None:
         return await read(self._engine, lambda conn: fetch(conn, user))
 
-    async def claim(self, user: str, actor: str | None) -> None:
+    async def claim(self, user: str, actor: str | None, *, absent: bool = False) -> None:
         """Allow setting ``user``'s secret, or raise ``UnmanagedUser``.
 
         Managed: allowed (one primary-key read). Absent from the store: recorded now, before
         the store user is created, so a crash between the two never leaves a user of ours
-        that the next login would refuse. Present but not managed: refused.
+        that the next login would refuse. Present but not managed: refused. ``absent``: the
+        caller has just seen the store without this user, under the credential lock it still
+        holds, and has recorded it already (``CredentialService._provision``): nothing to do.
         """
+        if absent:
+            return
         if await self.get(user) is not None:
             return
         if await self._store.get_user(user) is not None:

@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES = 20_000
 """Above this many entries, expired ones are swept on the next store."""
 
-NAMES: Hashable = ("groups",)
 EVERYTHING = "*"
 """Announced field for changes whose affected groups are unknown (a user's deletion)."""
 USERS = "users"
@@ -70,7 +69,8 @@ def _user_key(name: str) -> Hashable:
 class ChangeFeed:
     """Membership changes announced in Redis: ``epoch`` (INCR) + a version per changed field.
 
-    Fields: ``g:{group}`` (members or attachments), ``names`` (a group created or deleted),
+    Fields: ``g:{group}`` (members or attachments), ``names`` (a group created or deleted;
+    only replicas of earlier versions, which cached the store's group list, still use it),
     ``users`` (someone's groups changed), ``*`` (unknown: drop everything). Redis holds no
     other state of ours that must survive a restart; a restart resets the epoch, which readers
     take as "drop everything".
@@ -139,26 +139,19 @@ class GroupMembership:
         self.fetches = 0  # round trips made on behalf of the cache, for tests and benchmarks
 
     # -- reads ------------------------------------------------------------------------------
-    async def group_names(self) -> list[str]:
-        """Every group in the store, sorted."""
-        await self._listen()
-        return await self._names()
-
     async def group(self, name: str) -> StoreGroup | None:
         """One group (members and attached policies), or None if it does not exist."""
         await self._listen()
         return await self._group(name)
 
     async def groups(self, names: Iterable[str]) -> dict[str, StoreGroup | None]:
-        """Several groups at once (misses fetched concurrently, at most a few at a time)."""
+        """Several groups at once (misses fetched concurrently, at most a few at a time).
+
+        Listings pass the names the service knows of (``tenants/register.py``): the cache
+        never lists the store's groups, since MinIO's ``list-groups`` holds its IAM write
+        lock while it re-reads every group (issue 12)."""
         await self._listen()
         return await self._groups(names)
-
-    async def listing(self) -> tuple[list[str], dict[str, StoreGroup | None]]:
-        """Every group name and every group, after one look at the feed."""
-        await self._listen()
-        names = await self._names()
-        return names, await self._groups(names)
 
     async def user_groups(self, user: str) -> tuple[str, ...] | None:
         """The groups a user belongs to (one store call), or None if the user does not exist."""
@@ -170,10 +163,6 @@ class GroupMembership:
 
         groups: tuple[str, ...] | None = await self._get(_user_key(user), fetch)
         return groups
-
-    async def _names(self) -> list[str]:
-        names: list[str] = await self._get(NAMES, self._raw.list_groups)
-        return list(names)
 
     async def _group(self, name: str) -> StoreGroup | None:
         group: StoreGroup | None = await self._get(
@@ -234,10 +223,7 @@ class GroupMembership:
         if EVERYTHING in fields:
             self.invalidate()
             return
-        keys: list[Hashable] = [_group_key(g) for g in groups] + [_user_key(u) for u in users]
-        if "names" in fields:
-            keys.append(NAMES)
-        self.drop(keys)
+        self.drop([_group_key(g) for g in groups] + [_user_key(u) for u in users])
         if USERS in fields:
             self._drop_users()
 

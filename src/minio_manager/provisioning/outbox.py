@@ -241,14 +241,16 @@ _LOCK_KEY = "hashtext(:k), hashtext(:n)"
 
 
 async def _lock(conn: AsyncConnection, principal: Principal, wait_seconds: float | None) -> None:
+    """Try the lock first (one round trip, the usual case); only a held lock costs the
+    bounded wait (three: set the wait limit, wait, reset it)."""
     params = {"k": principal[0], "n": principal[1]}
-    if wait_seconds is None:
-        got = (
-            await conn.execute(text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})"), params)
-        ).scalar()
-        if not got:
-            raise PrincipalBusy(f"{describe(principal)} is being enforced elsewhere")
+    got = (
+        await conn.execute(text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})"), params)
+    ).scalar()
+    if got:
         return
+    if wait_seconds is None:
+        raise PrincipalBusy(f"{describe(principal)} is being enforced elsewhere")
     await conn.execute(
         text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{int(wait_seconds * 1000)}ms"}
     )
@@ -297,11 +299,14 @@ async def converge(
     a newer one) meanwhile, return None without writing.
     """
     async with transaction(engine) as conn:
-        target = (await _read(conn, principal)).generation
+        # The generation before waiting matters only to ``unless_applied``.
+        target = (await _read(conn, principal)).generation if unless_applied else 0
         await _lock(conn, principal, wait_seconds)
         row = await _read(conn, principal)
         if unless_applied and row.applied >= target:
             return None
         result = await writer(Fence(conn, principal, row.generation, row.desired))
-        await _mark_applied(conn, principal, row.generation)
+        if row.generation:
+            # No row: nothing was ever bumped, and marking generation 0 would change nothing.
+            await _mark_applied(conn, principal, row.generation)
         return result

@@ -4,8 +4,13 @@ A principal's grants are placed into its documents stably (``governance/placemen
 the placement last written is kept in PostgreSQL (``documents.py``), so an update writes only
 the documents whose grants changed (plus any the store does not show attached, or whose last
 write is not known to have committed), sets the attachment list only when it differs, then
-removes overflow policies that are no longer needed. ``rewrite`` (regenerate, provisioning)
-writes every document and the attachments regardless. It runs through ``outbox.converge``:
+removes overflow policies that are no longer needed. ``rewrite`` (provisioning) writes every
+document and the attachments regardless. ``repair`` (regenerate) reads every document back from
+the store and writes only those whose content differs from the render (canonical comparison),
+and the attachments only if they differ: a repair still fixes any drift, since it compares with
+the store and not with our own record of what was written, but a store that already agrees
+costs reads, which MinIO serves from memory, instead of IAM writes, which it applies one at a
+time (issue 12). It runs through ``outbox.converge``:
 under the principal's PostgreSQL advisory lock (no expiry: it dies with its connection), with
 the lock's connection checked before every store write, so a renderer that lost its lock never
 writes an older document over a newer one.
@@ -33,7 +38,12 @@ from minio_manager.governance.layout import (
 )
 from minio_manager.governance.naming import base_group_of, is_read_only_group
 from minio_manager.governance.placement import Placement, Previous, as_grants, place
-from minio_manager.governance.policies import is_overflow_name, policy_name_at, render_document
+from minio_manager.governance.policies import (
+    canonical_document,
+    is_overflow_name,
+    policy_name_at,
+    render_document,
+)
 from minio_manager.objectstore.errors import StoreRejected
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning import documents, outbox
@@ -83,6 +93,14 @@ class Family:
     received: Sequence[Grant] = ()
 
 
+@dataclass(frozen=True)
+class _Mode:
+    """How much of a principal a converge writes (see the module doc)."""
+
+    rewrite: bool = False
+    repair: bool = False
+
+
 @dataclass
 class _Update:
     """What one family's update writes, attaches and removes."""
@@ -94,6 +112,20 @@ class _Update:
 
     def names(self) -> list[str]:
         return [policy_name_at(self.family.base, p) for p in self.placement.documents]
+
+    def recorded(self) -> bool:
+        """Nothing to write and the record already holds exactly this placement, clean."""
+        previous = self.written.documents
+        return (
+            not self.due
+            and not self.written.dirty
+            and not self.placement.removed
+            and previous.keys() == self.placement.documents.keys()
+            and all(
+                previous[p].levels == levels and previous[p].size == self.placement.sizes[p]
+                for p, levels in self.placement.documents.items()
+            )
+        )
 
     def stale(self, attached: Sequence[str]) -> set[str]:
         base = self.family.base
@@ -168,6 +200,8 @@ class PolicySync:
         try_only: bool = False,
         unless_applied: bool = False,
         rewrite: bool = False,
+        repair: bool = False,
+        created: bool = False,
     ) -> list[str]:
         """Apply ``user-home-policy-{u}`` (+ overflow) and the system policy; returns the names
         attached.
@@ -175,33 +209,42 @@ class PolicySync:
         ``try_only``: give up at once (``PrincipalBusy``) if another renderer holds the lock.
         ``unless_applied``: write nothing if another renderer applied the generation this
         call started from while it waited (returns []).
-        ``rewrite``: write every document and the attachments, changed or not (repair).
+        ``rewrite``: write every document and the attachments, changed or not.
+        ``repair``: compare every document and the attachments with the store; write what
+        differs (regenerate).
+        ``created``: the caller has just created the store user under its credential lock,
+        which every deletion holds, so it exists and has nothing attached: its ``user-info``
+        is not read (one admin call less on a first login's critical path).
         """
+        mode = _Mode(rewrite=rewrite, repair=repair)
         async with self._gate:
             written = await outbox.converge(
                 self._engine,
                 (outbox.USER, user),
-                lambda fence: self._write_user(user, fence, rewrite),
+                lambda fence: self._write_user(user, fence, mode, created),
                 wait_seconds=self._wait_for(try_only),
                 unless_applied=unless_applied,
             )
         return written or []
 
-    async def _write_user(self, user: str, fence: Fence, rewrite: bool) -> list[str]:
+    async def _write_user(self, user: str, fence: Fence, mode: _Mode, created: bool) -> list[str]:
         # Records are read after the generation (same connection, READ COMMITTED).
         received = await self._received(fence.conn, share_store.USER, user)
-        current = await self._store.get_user(user)
-        if current is None:
-            # Deleted (or never created): writing policies now would only leave orphans.
-            log.info("policy sync skipped: user %s does not exist", user)
-            return []
+        attached: Sequence[str] = ()
+        if not created:
+            current = await self._store.get_user(user)
+            if current is None:
+                # Deleted (or never created): writing policies now would only leave orphans.
+                log.info("policy sync skipped: user %s does not exist", user)
+                return []
+            attached = current.policies
         return await self._apply(
             fence,
             f"user:{user}",
             self._user_families(user, received),
-            current.policies,
+            attached,
             lambda names: self._store.set_user_policies(user, names),
-            rewrite=rewrite,
+            mode=mode,
         )
 
     def group_template(self, group: str) -> list[Grant]:
@@ -217,19 +260,21 @@ class PolicySync:
         try_only: bool = False,
         unless_applied: bool = False,
         rewrite: bool = False,
+        repair: bool = False,
     ) -> list[str]:
         """Apply ``group-policy-{g}`` (+ overflow) for ``g`` or ``g``ro (options: ``sync_user``)."""
+        mode = _Mode(rewrite=rewrite, repair=repair)
         async with self._gate:
             written = await outbox.converge(
                 self._engine,
                 (outbox.GROUP, group),
-                lambda fence: self._write_group(group, fence, rewrite),
+                lambda fence: self._write_group(group, fence, mode),
                 wait_seconds=self._wait_for(try_only),
                 unless_applied=unless_applied,
             )
         return written or []
 
-    async def _write_group(self, group: str, fence: Fence, rewrite: bool) -> list[str]:
+    async def _write_group(self, group: str, fence: Fence, mode: _Mode) -> list[str]:
         received = await self._received(fence.conn, share_store.GROUP, group)
         current = await self._store.get_group(group)
         if current is None:
@@ -241,7 +286,7 @@ class PolicySync:
             self._group_families(group, received),
             current.policies,
             lambda names: self._store.set_group_policies(group, names),
-            rewrite=rewrite,
+            mode=mode,
         )
 
     async def _apply(
@@ -252,28 +297,31 @@ class PolicySync:
         attached: Sequence[str],
         attach: Callable[[list[str]], Awaitable[None]],
         *,
-        rewrite: bool,
+        mode: _Mode,
     ) -> list[str]:
         """Write the documents that changed, then the attachments, then drop stale overflow.
 
         A document is written when its grants changed, when its last write is not known to
         have committed (``dirty``), when the store does not show it attached (the principal
-        was re-created, or someone detached it), or on ``rewrite``.
+        was re-created, or someone detached it), or on ``rewrite``; on ``repair``, when the
+        store's copy is missing or differs from the render.
         """
         written = await documents.load(fence.conn, [f.base for f in families])
         updates = []
         for family in families:
             before = written.get(family.base, Written())
-            placement = self._place(family, before, rewrite=rewrite)
+            placement = self._place(family, before, rewrite=mode.rewrite or mode.repair)
             due = {
                 position
                 for position in placement.documents
-                if rewrite
+                if mode.rewrite
                 or position in placement.changed
                 or position in before.dirty
                 or policy_name_at(family.base, position) not in attached
             }
             updates.append(_Update(family, placement, before, due))
+        if mode.repair:
+            await self._due_by_store(updates)
         rendered = {
             policy_name_at(u.family.base, p): render_document(as_grants(u.placement.documents[p]))
             for u in updates
@@ -286,10 +334,11 @@ class PolicySync:
                 for u in updates
             )
         )
-        await fence.check()
-        await self._put_documents(rendered)
+        if rendered:
+            await fence.check()
+            await self._put_documents(rendered)
         names = [name for u in updates for name in u.names()]
-        if rewrite or set(names) != set(attached):
+        if mode.rewrite or set(names) != set(attached):
             await fence.check()
             try:
                 await attach(names)
@@ -300,11 +349,30 @@ class PolicySync:
             await fence.check()
             await settle(*(self._store.delete_policy(n) for n in stale))
         for u in updates:
-            saved = {p: u.placement.documents[p] for p in u.due}
+            if mode.repair and u.recorded():
+                continue  # the store agreed and so does the record: nothing to save
+            # A repair has compared every document with the store: all are known now.
+            kept = u.placement.documents if mode.repair else u.due
+            saved = {p: u.placement.documents[p] for p in kept}
             await documents.save(
                 fence.conn, u.family.base, saved, u.placement.sizes, u.placement.removed
             )
         return names
+
+    async def _due_by_store(self, updates: Sequence[_Update]) -> None:
+        """``repair``: every document is due whose stored copy is missing or differs from
+        its render (read back from the store, compared in canonical form)."""
+        wanted = {
+            policy_name_at(u.family.base, p): (u, p, render_document(as_grants(grants)))
+            for u in updates
+            for p, grants in u.placement.documents.items()
+        }
+        stored = await settle(*(self._store.get_policy(n) for n in wanted))
+        for u in updates:
+            u.due = set()
+        for (u, position, document), actual in zip(wanted.values(), stored, strict=True):
+            if actual is None or canonical_document(actual) != canonical_document(document):
+                u.due.add(position)
 
     async def _put_documents(self, rendered: dict[str, dict[str, Any]]) -> None:
         """Overwrite the given documents (one call each, concurrently)."""

@@ -1,9 +1,11 @@
 """Re-render every principal's policies from templates + share records, and detect drift.
 
 Policies are a projection of PostgreSQL state, so "regenerate" is simply ``PolicySync`` run
-for everyone with ``rewrite`` (every document written, not only those whose grants changed):
-idempotent, and it can only restore shares (records are never touched). The
-same set of principals is compared document by document for the drift report.
+for everyone with ``repair``: every document is rendered from the records and compared with the
+store's current copy, and written when it is missing or differs (likewise the attachments).
+It is idempotent and can only restore shares (records are never touched); a store that already
+agrees costs reads, not IAM writes, which MinIO applies one at a time (issue 12). The same set
+of principals is compared document by document for the drift report.
 
 Who counts as a principal:
 - users: every user with cached credentials, every store user whose ``user-home-policy-{u}``
@@ -122,13 +124,17 @@ class PolicyRegenerator:
         store_users, store_groups = await asyncio.gather(
             self._store.list_users(), self._store.list_groups()
         )
-        infos = await self._bounded([partial(self._store.get_user, u) for u in store_users])
+        known = cached | {name for kind, name in holders if kind == USER}
+        # Only a store user not known otherwise needs its attachments read (one admin call
+        # each): with every user cached, the census reads none.
+        unknown = [u for u in store_users if u not in known]
+        infos = await self._bounded([partial(self._store.get_user, u) for u in unknown])
         with_home = {
             info.name
             for info in infos
             if info is not None and user_home_policy_name(info.name) in info.policies
         }
-        wanted_users = cached | with_home | {name for kind, name in holders if kind == USER}
+        wanted_users = known | with_home
         wanted_groups = set(store_groups) | {name for kind, name in holders if kind == GROUP}
         users_present, groups_present = set(store_users), set(store_groups)
         present = [(USER, u) for u in sorted(wanted_users & users_present)]
@@ -148,9 +154,9 @@ class PolicyRegenerator:
         kind, name = principal
         try:
             if kind == USER:
-                await self._policies.sync_user(name, rewrite=True)
+                await self._policies.sync_user(name, repair=True)
             else:
-                await self._policies.sync_group(name, rewrite=True)
+                await self._policies.sync_group(name, repair=True)
         except Exception as exc:
             log.warning("regenerating %s %s failed: %s", kind, name, _describe(exc))
             return exc

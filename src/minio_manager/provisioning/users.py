@@ -20,7 +20,7 @@ from minio_manager.observability import metrics
 from minio_manager.provisioning.batching import GroupJoinBatcher
 from minio_manager.provisioning.groups import GroupProvisioner
 from minio_manager.provisioning.managed import ManagedUsers
-from minio_manager.provisioning.policy_sync import PolicySync
+from minio_manager.provisioning.policy_sync import PolicySync, settle
 from minio_manager.request_context import current_request_id
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,15 @@ class UserProvisioner:
         self._groups = groups
         self._managed = managed
 
-    async def provision(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+    async def provision(
+        self, user: str, secret: str, keep: AccessKey | None = None, *, absent: bool = False
+    ) -> AccessKey:
         """Create (or repair) the user; returns the pair the store accepts (``set_user``).
+
+        ``absent``: the caller found no such store user under the credential lock it still
+        holds (every deletion holds it too), so the user is created now and is known to exist
+        with nothing attached afterwards: neither the managed-user guard nor the policy
+        render reads its ``user-info`` again (two admin calls off a first login's path).
 
         Runs inside the replica's admission gate: a login storm queues here in arrival order
         instead of every first login competing for CPU, pools and MinIO at once (issue 12).
@@ -73,20 +80,39 @@ class UserProvisioner:
         validate_username(user)
         async with self._admission.slot():
             await asyncio.gather(self._groups.ensure_buckets(), self._groups.ensure_global_groups())
-            pair = await self.set_secret(user, secret, keep)
-            await asyncio.gather(
-                self._policies.sync_user(user, rewrite=True),
-                self._joins.join(GLOBAL_GROUP, user),
-                self._store.put_objects(self._markers(user)),
-            )
+            if absent:
+                # The markers need neither the user nor its policies: they are written while
+                # the user is created (a first login's longest branch: seven S3 PUTs). Should
+                # the store then refuse the name, they stay as empty objects that grant nothing.
+                created = asyncio.ensure_future(self._create(user, secret, keep))
+                await settle(created, self._store.put_objects(self._markers(user)))
+                pair = created.result()
+            else:
+                pair = await self.set_secret(user, secret, keep)
+                await asyncio.gather(
+                    self._policies.sync_user(user, rewrite=True),
+                    self._joins.join(GLOBAL_GROUP, user),
+                    self._store.put_objects(self._markers(user)),
+                )
             metrics.provisioned("user")
             return pair
 
-    async def set_secret(self, user: str, secret: str, keep: AccessKey | None = None) -> AccessKey:
+    async def _create(self, user: str, secret: str, keep: AccessKey | None) -> AccessKey:
+        """A user absent from the store: create it, then its policies and membership."""
+        pair = await self.set_secret(user, secret, keep, absent=True)
+        await settle(
+            self._policies.sync_user(user, rewrite=True, created=True),
+            self._joins.join(GLOBAL_GROUP, user),
+        )
+        return pair
+
+    async def set_secret(
+        self, user: str, secret: str, keep: AccessKey | None = None, *, absent: bool = False
+    ) -> AccessKey:
         """Create the store user or give it a new key pair (kept: ``keep``, if the store still
         accepts it); refused (``UnmanagedUser``) for a store user this service neither created
-        nor adopted. Call with the credential lock."""
-        await self._managed.claim(user, actor=None)
+        nor adopted. Call with the credential lock (``absent``: see ``provision``)."""
+        await self._managed.claim(user, actor=None, absent=absent)
         try:
             return await self._store.set_user(user, secret, keep)
         except StoreRejected as exc:

@@ -277,11 +277,13 @@ class TenantService:
 
     # -- reads ------------------------------------------------------------------------------
     async def list_tenants(self, caller: Caller) -> bytes:
-        """Every base group, with counts and the caller's flags, as the response's JSON:
-        cached groups + one statement, rendered by ``ListingRenderer`` (why: see there)."""
-        every, infos = await self._membership.listing()
-        names = sorted(g for g in every if not g.endswith("ro"))
+        """Every tenant whose group exists, with counts and the caller's flags, as the JSON
+        body: one statement (names the service knows, ``tenants/register.py``, with metadata)
+        + cached groups, rendered by ``ListingRenderer`` (why: see there)."""
         metadata = await store.listing(self._fast, caller.username)
+        infos = await self._membership.groups(n for t in metadata for n in (t, read_only_group(t)))
+        # A known tenant whose ``g`` is missing in the store is not one (any more).
+        names = sorted(t for t in metadata if infos[t] is not None)
         return self._listing.render(names, infos, metadata, caller.username)
 
     async def detail(self, caller: Caller, tenant: str) -> TenantDetail:

@@ -61,7 +61,8 @@ async def get(conn: AsyncConnection, tenant: str) -> TenantRecord | None:
 
 
 class ListingRow(NamedTuple):
-    """What ``GET /tenants`` shows of one metadata row, and whether the caller stewards it."""
+    """What ``GET /tenants`` shows of one tenant's metadata (all None without a metadata
+    row), and whether the caller stewards it."""
 
     display_name: str | None
     description: str | None
@@ -71,18 +72,20 @@ class ListingRow(NamedTuple):
 
 
 _LISTING = (
-    "SELECT m.tenant_name, m.display_name, m.description, m.website, m.organization,"
+    "SELECT n.name, m.display_name, m.description, m.website, m.organization,"
     " EXISTS (SELECT 1 FROM tenant_stewards s"
-    "  WHERE s.tenant_name = m.tenant_name AND s.username = $1) AS stewarded"
-    " FROM tenant_metadata m"
+    "  WHERE s.tenant_name = n.name AND s.username = $1) AS stewarded"
+    " FROM (SELECT name FROM store_groups WHERE name <> '*'"  # = register.CANDIDATES
+    "  UNION SELECT tenant_name FROM tenant_metadata) AS n (name)"
+    " LEFT JOIN tenant_metadata m ON m.tenant_name = n.name"
 )
 
 
 async def listing(reader: FastReader, user: str) -> dict[str, ListingRow]:
-    """Every metadata row with the caller's stewardship, in one prepared statement on the
-    hot pool (the stewardship probe is the primary key of ``tenant_stewards``; a steward
-    always has a metadata row). Through SQLAlchemy, building records of these rows was a
-    third of a warm ``GET /tenants`` with 51 tenants, and grows with the tenant count."""
+    """Every tenant the service knows of (the group register and metadata rows, not the
+    store: see ``register``) with its metadata and the caller's stewardship, in one prepared
+    statement on the hot pool. Through SQLAlchemy, building records of these rows was a third
+    of a warm ``GET /tenants`` with 51 tenants, and grows with the tenant count."""
     rows = await reader.fetch(_LISTING, user)
     return {r[0]: ListingRow(r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
