@@ -95,6 +95,7 @@ FORGET_GROUPS = (
     "DELETE FROM policy_outbox WHERE kind = 'group' AND name = ANY($1)",
     "DELETE FROM policy_outbox WHERE kind = 'member' AND split_part(name, '/', 1) = ANY($1)",
     "DELETE FROM tenant_metadata WHERE tenant_name = ANY($1)",
+    "DELETE FROM store_groups WHERE name = ANY($1)",
 )
 
 
