@@ -31,9 +31,10 @@ test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
 
 # The same suite against SeaweedFS (AWS IAM API; scripts/stack.sh up seaweedfs): every test
-# but those marked minio_only (each mark says why). See docs/backends.md. Not in .ci/run yet:
-# SeaweedFS' IAM writes stalled (~10 s each) once the store had grown during a run
-# (docs/backends.md, "SeaweedFS stalls"), so a full run does not fit CI's budget.
+# but those marked minio_only (each mark says why). See docs/backends.md. SeaweedFS' user and
+# group writes slow down with the square of its IAM store (docs/backends.md, "SeaweedFS: IAM
+# writes slow down…"), so on it every integration test removes what it created. Not in .ci/run
+# yet: no complete run has been timed (docs/backends.md, "What has been run").
 test-seaweedfs: install
 	scripts/stack.sh up seaweedfs
 	eval "$$(scripts/stack.sh env seaweedfs)" && $(UV) run pytest -q tests

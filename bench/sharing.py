@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BENCH_DB, percentile, running_service, summary
 from tests.support.stack import connect, stack_env
-
-from minio_manager.objectstore.minio import MinioStore
+from tests.support.store import open_store
 
 LEVELS = tuple(int(n) for n in os.environ.get("BENCH_SHARE_LEVELS", "10,100,1000").split(","))
 SAMPLES = int(os.environ.get("BENCH_SHARE_SAMPLES", "40"))
@@ -61,8 +60,7 @@ async def seed(owner: str, target: str, start: int, stop: int) -> None:
 
 
 async def policy_count(target: str) -> int:
-    env = stack_env()
-    store = MinioStore(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    store = open_store(stack_env())  # MinIO or an AWS-IAM-API store, as OBJECT_STORE says
     try:
         user = await store.get_user(target)
         return len(user.policies) if user else 0

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 
 from tests.support.processes import service_processes
+from tests.support.stack import store_kind
+from tests.support.store_cleanup import forget, remove_created_since, snapshot
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _small_aws_iam_store(
+    stack: dict[str, str], service_env: dict[str, str]
+) -> AsyncIterator[None]:
+    """On an AWS-IAM-API store, remove the users, groups and policies each test created.
+
+    SeaweedFS' user and group writes slow down with the square of the store's size
+    (tests/support/store_cleanup.py); per module was not enough (50 users within one module:
+    a login took 9.5 s). Being function-scoped, this runs after any module-scoped fixture has
+    set up, so what those create is in the snapshot and kept. MinIO needs no such care.
+    """
+    if store_kind(stack) == "minio":
+        yield
+        return
+    before = await snapshot()
+    yield
+    removed = await remove_created_since(before)
+    await forget(stack, service_env["MMS_DB_NAME"], removed)
 
 
 @pytest.fixture

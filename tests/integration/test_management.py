@@ -92,7 +92,7 @@ async def test_create_user_returns_the_stored_working_secret(
     ]
     assert "globalusers" in body["groups"]
     assert body["total_policies"] >= 3  # home, system, globalusers
-    s3 = S3User(name, body["secret_key"])
+    s3 = S3User(body["access_key"], body["secret_key"])  # the name only on MinIO
     assert s3.can_put(BUCKET, f"users-general-warehouse/{name}/data/x.txt")
 
     again = (await client.post(f"/management/users/{name}", headers=admin.headers)).json()
@@ -179,7 +179,7 @@ async def test_admin_rotation_waiting_on_a_deletion_does_not_recreate_the_user(
     # The user's own rotation still provisions them, as their first login would.
     own = await client.post("/credentials/rotate", headers=user.headers)
     assert own.status_code == 200, own.text
-    s3 = S3User(user.name, own.json()["secret_key"])
+    s3 = S3User(own.json()["access_key"], own.json()["secret_key"])  # the name only on MinIO
     assert s3.can_put(BUCKET, f"users-general-warehouse/{user.name}/data/back.txt")
 
 

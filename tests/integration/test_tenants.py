@@ -15,7 +15,6 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from minio_manager.objectstore.minio import MinioStore
 from minio_manager.provisioning.membership import ChangeFeed, GroupMembership
 from minio_manager.tenants import register as group_register
 from minio_manager.tenants import store as tenant_store
@@ -729,15 +728,14 @@ async def test_changes_made_by_another_replica_are_heard_at_once(
     redis = Redis.from_url(env["REDIS_URL"])
     fetched: list[str] = []
 
-    class Counting(MinioStore):
-        async def get_group(self, group: str) -> Any:
-            fetched.append(group)
-            return await super().get_group(group)
+    here_store, there_store = open_store(env), open_store(env)
+    fetch_group = here_store.get_group
 
-    here_store = Counting(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
-    there_store = MinioStore(
-        env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
-    )
+    async def counting_get_group(group: str) -> Any:
+        fetched.append(group)
+        return await fetch_group(group)
+
+    here_store.get_group = counting_get_group  # type: ignore[method-assign]
     here = GroupMembership(here_store, ttl_seconds=600, redis=redis, max_age_seconds=600)
     there = GroupMembership(there_store, ttl_seconds=600, redis=redis, max_age_seconds=600)
     user = "feeduser" + tenant[1:]
@@ -836,7 +834,7 @@ async def test_cache_reads_go_on_when_redis_is_unreachable(
     ``GROUP_CACHE_SECONDS``), and a change through the cache's own store shows at once."""
     tenant = await create_group(client, admin)
     env = service_env
-    store = MinioStore(env["MINIO_ENDPOINT"], env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    store = open_store(env)
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
