@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import secrets
 import sys
 from pathlib import Path
 
@@ -72,8 +73,11 @@ async def run(base_url: str, tokens: list[str], storm: list[str]) -> None:
 def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
     with running_service() as service:
-        tokens = [service.add_user(f"bench{i:04d}") for i in range(NEW_USERS)]
-        storm = [service.add_user(f"storm{i:04d}") for i in range(NEW_USERS)]
+        # Names new to the store on every run: the database is recreated per run but the
+        # stack's MinIO is not, and a store user the service does not manage is refused (409).
+        tag = secrets.token_hex(3)
+        tokens = [service.add_user(f"bench{tag}{i:04d}") for i in range(NEW_USERS)]
+        storm = [service.add_user(f"storm{tag}{i:04d}") for i in range(NEW_USERS)]
         asyncio.run(run(service.url, tokens, storm))
         print(f"service peak RSS: {service.peak_rss_mib():.0f} MiB")
 
