@@ -23,8 +23,8 @@ import asyncpg
 
 from minio_manager.governance.layout import GLOBAL_GROUP, read_only_group
 from minio_manager.objectstore.errors import StoreBusy, StoreRejected, StoreUnavailable
+from minio_manager.objectstore.port import ObjectStore
 from tests.support.stack import connect
-from tests.support.store import open_store
 
 KEPT_GROUPS = frozenset({GLOBAL_GROUP, read_only_group(GLOBAL_GROUP)})
 """Every user's groups, created by the first login of a run: never a test's to remove (the
@@ -40,32 +40,27 @@ class Principals:
     policies: frozenset[str]
 
 
-async def snapshot() -> Principals:
+async def snapshot(store: ObjectStore) -> Principals:
     """Every user, group and named policy the store holds now."""
-    store = open_store()
-    try:
-        users, groups, policies = await asyncio.gather(
-            store.list_users(), store.list_groups(), store.list_policies()
-        )
-    finally:
-        await store.close()
+    users, groups, policies = await asyncio.gather(
+        store.list_users(), store.list_groups(), store.list_policies()
+    )
     return Principals(frozenset(users), frozenset(groups), frozenset(policies))
 
 
-async def remove_created_since(before: Principals) -> Principals:
+async def remove_created_since(store: ObjectStore, before: Principals) -> Principals:
     """Delete the users, groups and policies that are not in ``before``; what was removed.
 
     Users and groups go first (the adapter detaches their policies), then the policies they
     left unattached. A delete the store refuses (a policy still attached elsewhere) is left:
     this is housekeeping, not a check.
     """
-    now = await snapshot()
+    now = await snapshot(store)
     created = Principals(
         now.users - before.users,
         now.groups - before.groups - KEPT_GROUPS,
         now.policies - before.policies,
     )
-    store = open_store()
     slots = asyncio.Semaphore(PARALLEL)
 
     async def quietly(work: Awaitable[None]) -> None:
@@ -73,12 +68,9 @@ async def remove_created_since(before: Principals) -> Principals:
             with contextlib.suppress(StoreRejected, StoreUnavailable, StoreBusy):
                 await work
 
-    try:
-        await asyncio.gather(*(quietly(store.delete_user(u)) for u in sorted(created.users)))
-        await asyncio.gather(*(quietly(store.delete_group(g)) for g in sorted(created.groups)))
-        await asyncio.gather(*(quietly(store.delete_policy(p)) for p in sorted(created.policies)))
-    finally:
-        await store.close()
+    await asyncio.gather(*(quietly(store.delete_user(u)) for u in sorted(created.users)))
+    await asyncio.gather(*(quietly(store.delete_group(g)) for g in sorted(created.groups)))
+    await asyncio.gather(*(quietly(store.delete_policy(p)) for p in sorted(created.policies)))
     return created
 
 
