@@ -7,30 +7,36 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
+from minio_manager.objectstore.awsclients import AwsClients
 from minio_manager.objectstore.port import ObjectStore
 from tests.support.processes import service_processes
 from tests.support.stack import store_kind
 from tests.support.store import open_store
-from tests.support.store_cleanup import forget, remove_created_since, snapshot
+from tests.support.store_cleanup import admin_clients, forget, remove_created_since, snapshot
 
 
 @pytest_asyncio.fixture(scope="session")
-async def _cleanup_store(stack: dict[str, str]) -> AsyncIterator[ObjectStore | None]:
-    """One admin client of an AWS-IAM-API store for the whole run (a new aiobotocore client
+async def _cleanup_store(
+    stack: dict[str, str],
+) -> AsyncIterator[tuple[ObjectStore, AwsClients] | None]:
+    """The admin clients of an AWS-IAM-API store for the whole run (a new aiobotocore client
     per snapshot cost 0.15-0.4 s, three times per test); None on MinIO."""
     if store_kind(stack) == "minio":
         yield None
         return
-    store = open_store(stack)
+    store, clients = open_store(stack), admin_clients(stack)
     try:
-        yield store
+        yield store, clients
     finally:
         await store.close()
+        await clients.close()
 
 
 @pytest_asyncio.fixture(autouse=True)
 async def _small_aws_iam_store(
-    stack: dict[str, str], service_env: dict[str, str], _cleanup_store: ObjectStore | None
+    stack: dict[str, str],
+    service_env: dict[str, str],
+    _cleanup_store: tuple[ObjectStore, AwsClients] | None,
 ) -> AsyncIterator[None]:
     """On an AWS-IAM-API store, remove the users, groups and policies each test created.
 
@@ -42,9 +48,10 @@ async def _small_aws_iam_store(
     if _cleanup_store is None:
         yield
         return
-    before = await snapshot(_cleanup_store)
+    store, clients = _cleanup_store
+    before = await snapshot(store)
     yield
-    removed = await remove_created_since(_cleanup_store, before)
+    removed = await remove_created_since(store, clients, before)
     await forget(stack, service_env["MMS_DB_NAME"], removed)
 
 
