@@ -3,7 +3,8 @@
 # side by side, each part on a SeaweedFS of its own (scripts/stack.sh up seaweedfs N, N = 1..,
 # restarted on an empty data directory: a killed run leaves users behind, and SeaweedFS' IAM
 # writes slow down with the square of its store) and a Redis database of its own; PostgreSQL
-# is shared (every run makes a database of its own). Instance 0 (`make dev`'s) is not touched.
+# is shared (every run makes a database of its own). Instance 0 (`make dev`'s) is not touched;
+# the instances of the run are stopped at its end.
 # A part is a set of whole modules (tests/support/parts.py). Each part's output goes to
 # .stack/logs/test-seaweedfs-<i>.log; the summary lines are printed at the end, and the whole
 # log of a part that failed. Exit status: 0 when every part passed, else the first failing one.
@@ -12,20 +13,23 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UV=${UV:-uv}
 PARTS=${SEAWEEDFS_PARTS:-2}
-[[ $PARTS =~ ^[1-9]$ ]] || { echo "SEAWEEDFS_PARTS must be 1..9" >&2; exit 2; }
+FIRST=${SEAWEEDFS_FIRST_INSTANCE:-1} # the instances used are FIRST .. FIRST+PARTS-1
+[[ $PARTS =~ ^[1-9]$ && $FIRST =~ ^[1-9]$ ]] && ((FIRST + PARTS <= 10)) ||
+    { echo "SEAWEEDFS_PARTS and SEAWEEDFS_FIRST_INSTANCE: instances 1..9" >&2; exit 2; }
 LOGS=.stack/logs
 
 for ((i = 1; i <= PARTS; i++)); do
-    scripts/stack.sh down seaweedfs "$i"
-    rm -rf ".stack/seaweedfs-$i/data"
-    scripts/stack.sh up seaweedfs "$i"
+    n=$((FIRST + i - 1))
+    scripts/stack.sh down seaweedfs "$n"
+    rm -rf ".stack/seaweedfs-$n/data"
+    scripts/stack.sh up seaweedfs "$n"
 done
 
 pids=()
 started=$SECONDS
 for ((i = 1; i <= PARTS; i++)); do
     (
-        eval "$(scripts/stack.sh env seaweedfs "$i")"
+        eval "$(scripts/stack.sh env seaweedfs "$((FIRST + i - 1))")"
         export MMS_TEST_PART="$i/$PARTS" MMS_TEST_REDIS_DB=$((i == 1 ? 15 : 15 - i)) # 14: bench/harness.py
         exec $UV run pytest -q -p no:cacheprovider tests "$@"
     ) >"$LOGS/test-seaweedfs-$i.log" 2>&1 &
@@ -46,4 +50,8 @@ for ((i = 1; i <= PARTS; i++)); do
     echo "part $i/$PARTS: $(tail -n 1 "$log")"
 done
 echo "test-seaweedfs: $PARTS parts in $((SECONDS - started))s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# The instances served this run only; their data directories stay for a look afterwards.
+for ((i = 1; i <= PARTS; i++)); do
+    scripts/stack.sh down seaweedfs "$((FIRST + i - 1))"
+done
 exit "$status"
