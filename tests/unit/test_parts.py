@@ -24,6 +24,7 @@ def test_every_module_is_in_exactly_one_part(parts: int) -> None:
 
 
 def test_two_parts_carry_about_the_same_integration_tests() -> None:
+    """Modules of default weight: the tests are what is balanced."""
     first, second = split(IDS, 2)
     counts = [
         sum(1 for i in IDS if i.split("::")[0] in part and "/integration/" in i)
@@ -44,3 +45,13 @@ def test_bad_part_is_refused(bad: str) -> None:
 
 def test_part_is_parsed() -> None:
     assert parse_part(" 2/3 ") == (2, 3)
+
+
+def test_a_heavy_module_counts_for_its_seconds() -> None:
+    """test_migrations.py's tests take ~5x an average one: its 20 tests balance 100 others."""
+    ids = [f"tests/integration/test_migrations.py::t{n}" for n in range(20)] + [
+        f"tests/integration/test_other{m}.py::t{n}" for m in range(10) for n in range(10)
+    ]
+    first, second = split(ids, 2)
+    heavy = first if "tests/integration/test_migrations.py" in first else second
+    assert heavy == {"tests/integration/test_migrations.py"}
