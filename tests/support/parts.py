@@ -24,6 +24,8 @@ SECONDS_PER_TEST = {
     "test_hardening.py": 7.6,
     "test_fencing.py": 5.0,
     "test_role_matrix.py": 4.1,
+    "test_sharing.py": 5.0,
+    "test_tenants.py": 4.0,
     "test_limits_openapi.py": 1.9,
     "test_credentials.py": 1.2,
     "test_audit.py": 1.1,
