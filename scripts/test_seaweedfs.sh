@@ -26,6 +26,9 @@ for ((i = 1; i <= PARTS; i++)); do
 done
 
 pids=()
+# A TERM (e.g. from CI) stops the parts too (each is `uv run`, which passes it to pytest);
+# Ctrl-C reaches them directly.
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; exit 130' INT TERM
 started=$SECONDS
 for ((i = 1; i <= PARTS; i++)); do
     (
