@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import itertools
+import math
 import os
 import random
 import shutil
