@@ -8,12 +8,14 @@ agrees costs reads, not IAM writes, which MinIO applies one at a time (issue 12)
 of principals is compared document by document for the drift report.
 
 Who counts as a principal:
-- users: every user with cached credentials, every store user whose ``user-home-policy-{u}``
-  is attached, and every user holding a share record (a user whose attachments were wiped
-  would otherwise be missed);
+- users: every user the service manages (``managed_users``, cached credentials) and every user
+  holding a share record, all from PostgreSQL: MinIO seals its ``list-users`` answer with
+  Argon2id (64 MiB per decryption), so the store is never asked for its user list; a store
+  user the service does not manage is not its to render (docs/decisions.md);
 - groups: every store group (both ``g`` and ``g``ro) and every group holding a share record.
 A principal known only from PostgreSQL that is absent from the store is reported as a
-failure, not created: creating users is provisioning's job, not a repair's.
+failure, not created: creating users is provisioning's job, not a repair's. For users that
+is found while rendering (``user-info`` says 404), not by a census of the store.
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minio_manager.audit import store as audit
-from minio_manager.credentials import store as credentials_store
 from minio_manager.db.engine import transaction
 from minio_manager.errors import ServiceError
-from minio_manager.governance.layout import user_home_policy_name
 from minio_manager.governance.policies import canonical_document
 from minio_manager.objectstore.port import ObjectStore
+from minio_manager.provisioning import managed as managed_store
 from minio_manager.provisioning import outbox
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.sharing import store as share_store
@@ -88,8 +89,17 @@ class _Census:
     missing: list[Principal]
 
 
+ABSENT = "known to the service but absent from the object store"
+
+
+class _Absent(Exception):
+    """A principal the records name that the store does not have (reported, not created)."""
+
+
 def _describe(exc: Exception) -> str:
     """An error text for the report: service errors are written for callers; others are not."""
+    if isinstance(exc, _Absent):
+        return ABSENT
     return exc.message if isinstance(exc, ServiceError) else f"unexpected {type(exc).__name__}"
 
 
@@ -118,43 +128,31 @@ class PolicyRegenerator:
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
     async def _census(self) -> _Census:
+        """Users are all in ``present``: whether each exists is learnt while rendering it."""
         async with transaction(self._engine) as conn:
-            cached = set(await credentials_store.usernames(conn))
+            managed = set(await managed_store.usernames(conn))
             holders = await share_store.principals(conn)
-        store_users, store_groups = await asyncio.gather(
-            self._store.list_users(), self._store.list_groups()
-        )
-        known = cached | {name for kind, name in holders if kind == USER}
-        # Only a store user not known otherwise needs its attachments read (one admin call
-        # each): with every user cached, the census reads none.
-        unknown = [u for u in store_users if u not in known]
-        infos = await self._bounded([partial(self._store.get_user, u) for u in unknown])
-        with_home = {
-            info.name
-            for info in infos
-            if info is not None and user_home_policy_name(info.name) in info.policies
-        }
-        wanted_users = known | with_home
+        store_groups = await self._store.list_groups()
+        wanted_users = managed | {name for kind, name in holders if kind == USER}
         wanted_groups = set(store_groups) | {name for kind, name in holders if kind == GROUP}
-        users_present, groups_present = set(store_users), set(store_groups)
-        present = [(USER, u) for u in sorted(wanted_users & users_present)]
+        groups_present = set(store_groups)
+        present = [(USER, u) for u in sorted(wanted_users)]
         present += [(GROUP, g) for g in sorted(wanted_groups & groups_present)]
-        missing = [(USER, u) for u in sorted(wanted_users - users_present)]
-        missing += [(GROUP, g) for g in sorted(wanted_groups - groups_present)]
+        missing = [(GROUP, g) for g in sorted(wanted_groups - groups_present)]
         return _Census(present, missing)
 
     @staticmethod
     def _missing_errors(missing: Sequence[Principal]) -> list[PrincipalError]:
-        return [
-            PrincipalError(kind, name, "known to the service but absent from the object store")
-            for kind, name in missing
-        ]
+        return [PrincipalError(kind, name, ABSENT) for kind, name in missing]
 
     async def _sync(self, principal: Principal) -> Exception | None:
         kind, name = principal
         try:
             if kind == USER:
-                await self._policies.sync_user(name, repair=True)
+                # A user that exists gets at least its home and system policies attached;
+                # nothing is attached (and nothing written) when the store has no such user.
+                if not await self._policies.sync_user(name, repair=True):
+                    return _Absent()
             else:
                 await self._policies.sync_group(name, repair=True)
         except Exception as exc:
@@ -206,7 +204,7 @@ class PolicyRegenerator:
                 self._policies.render_group(name), self._store.get_group(name)
             )
         if holder is None:
-            return [f"{kind} no longer exists in the object store"]
+            raise _Absent()
         stored = await asyncio.gather(*(self._store.get_policy(n) for n in expected))
         problems: list[str] = []
         for (policy, document), actual in zip(expected.items(), stored, strict=True):
