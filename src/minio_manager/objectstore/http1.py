@@ -159,7 +159,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
             connection.close()
         tls = None
         if origin[0] == "https":
-            tls = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # built once: loading the CA bundle is not cheap
+                self._ssl = ssl.create_default_context()
+            tls = self._ssl
         try:
             reader, writer = await _within(
                 timeouts["connect"],
