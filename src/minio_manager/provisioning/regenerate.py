@@ -4,8 +4,10 @@ Policies are a projection of PostgreSQL state, so "regenerate" is simply ``Polic
 for everyone with ``repair``: every document is rendered from the records and compared with the
 store's current copy, and written when it is missing or differs (likewise the attachments).
 It is idempotent and can only restore shares (records are never touched); a store that already
-agrees costs reads, not IAM writes, which MinIO applies one at a time (issue 12). The same set
-of principals is compared document by document for the drift report.
+agrees costs reads, not IAM writes, which MinIO applies one at a time (issue 12), and a
+principal that provably agrees skips its converge transaction too (``agreement.py``: records
+read for 128 principals at a time). The same set of principals is compared document by
+document for the drift report.
 
 Who counts as a principal:
 - users: every user the service manages (``managed_users``, cached credentials) and every user
@@ -37,6 +39,7 @@ from minio_manager.governance.policies import canonical_document
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.provisioning import managed as managed_store
 from minio_manager.provisioning import outbox
+from minio_manager.provisioning.agreement import AgreementCheck
 from minio_manager.provisioning.policy_sync import PolicySync
 from minio_manager.sharing import store as share_store
 from minio_manager.sharing.store import GROUP, USER, Principal
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 
 REGENERATE_ACTION = "policies.regenerate"
 AUDIT_LIST_LIMIT = 100
+AGREEMENT_CHUNK = 128  # principals whose records one agreement check reads at once
+CHUNKS_IN_FLIGHT = 3
 T = TypeVar("T")
 
 
@@ -116,6 +121,7 @@ class PolicyRegenerator:
         self._store = store
         self._policies = policies
         self._concurrency = concurrency
+        self._agreement = AgreementCheck(engine, store, policies)
 
     async def _bounded(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         """Bounded fan-out: a big deployment must not open thousands of admin calls at once."""
@@ -160,11 +166,35 @@ class PolicyRegenerator:
             return exc
         return None
 
+    async def _repair_all(self, principals: Sequence[Principal]) -> list[Exception | None]:
+        """Repair every principal: a chunk at a time, those the agreement check proves to
+        agree are done; the others converge (``repair``). Up to ``CHUNKS_IN_FLIGHT`` chunks
+        at once, so one chunk's slowest principal does not idle the others."""
+        gate = asyncio.Semaphore(self._concurrency)
+        chunks = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+        outcome: dict[Principal, Exception | None] = {}
+
+        async def repair(principal: Principal) -> None:
+            async with gate:
+                outcome[principal] = await self._sync(principal)
+
+        async def chunk(part: Sequence[Principal]) -> None:
+            async with chunks:
+                agreed = await self._agreement.agreeing(part, gate)
+                outcome.update(dict.fromkeys(agreed))
+                await asyncio.gather(*(repair(p) for p in part if p not in agreed))
+
+        step = AGREEMENT_CHUNK
+        await asyncio.gather(
+            *(chunk(principals[i : i + step]) for i in range(0, len(principals), step))
+        )
+        return [outcome[p] for p in principals]
+
     async def regenerate(self, actor: str) -> RegenerateReport:
         """Re-render every principal; one failure does not stop the others."""
         census = await self._census()
         report = RegenerateReport(errors=self._missing_errors(census.missing))
-        results = await self._bounded([partial(self._sync, p) for p in census.present])
+        results = await self._repair_all(census.present)
         for (kind, name), exc in zip(census.present, results, strict=True):
             if exc is not None:
                 report.errors.append(PrincipalError(kind, name, _describe(exc)))
