@@ -48,6 +48,7 @@ from minio_manager.governance.naming import (
 )
 from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import ObjectStore, StoreUser
+from minio_manager.observability import metrics
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning import outbox
 from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
@@ -288,6 +289,7 @@ class TenantService:
         body = self._listing.reuse(
             state.fingerprint, stamp, self._membership.fresh, user, state.stewarded
         )
+        metrics.cache_lookup("tenant_listing", hit=body is not None)
         if body is not None:
             return body
         listing = await store.listing(self._fast, user)
