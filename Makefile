@@ -16,7 +16,10 @@ install:
 		echo "installing uv with pip"; \
 		python3 -m pip install --quiet uv || python3 -m pip install --quiet --break-system-packages uv; \
 	fi
-	$(UV) sync --locked
+	# Bytecode compiled at install, as in the image (UV_COMPILE_BYTECODE): with
+	# PYTHONDONTWRITEBYTECODE set, every start would compile ~1 000 modules from source, which
+	# costs seconds and leaves ~5-7 MiB more RSS (docs/decisions.md, "Memory: the baseline").
+	$(UV) sync --locked --compile-bytecode
 
 stack:
 	scripts/stack.sh up

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import os
 import random
 import shutil
@@ -53,6 +54,9 @@ from tests.support.convergence import (  # noqa: E402
 from tests.support.private_stack import PrivateStack, free_port, port_open  # noqa: E402
 from tests.support.processes import service_process  # noqa: E402
 from tests.support.s3 import S3User  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from harness import _peak_rss_mib  # noqa: E402
 
 BUCKET = "cdm-lake"
 CLIENTS = 64
@@ -223,6 +227,7 @@ class Replica:
         self.port = free_port()
         self.log_path = log_dir / f"replica-{index}.log"
         self.pid = 0
+        self._lives_peak_mib = 0.0
         self._stack: ExitStack | None = None
 
     def start(self) -> None:
@@ -235,7 +240,15 @@ class Replica:
     def _started(self, pid: int) -> None:
         self.pid = pid
 
+    def peak_rss_mib(self) -> float:
+        """The largest VmHWM of this replica's processes so far, over every restart."""
+        if self._stack is None or not self.pid:
+            return self._lives_peak_mib
+        current = _peak_rss_mib(self.pid)  # NaN once the process is gone
+        return self._lives_peak_mib if math.isnan(current) else max(self._lives_peak_mib, current)
+
     def kill9(self) -> None:
+        self._lives_peak_mib = self.peak_rss_mib()  # read before the process is gone
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         if self._stack is not None:
@@ -868,6 +881,8 @@ def main() -> int:
             text, ok = asyncio.run(
                 run("http://balancer", kbase_url, stack, replicas, duration, meta, transport)
             )
+        peaks = ", ".join(f"{r.peak_rss_mib():.0f}" for r in replicas)
+        text += f"\nservice peak RSS (MiB, per replica, over its restarts): {peaks}"
         print(text, flush=True)
         (workdir / "report.txt").write_text(text + "\n")
         passed[0] = ok

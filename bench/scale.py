@@ -60,7 +60,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ceiling import ensure_wrk, wrk
-from harness import REPO, Service, closed_loop, percentile, summary
+from harness import REPO, Service, closed_loop, migrate, percentile, summary
 from scale_seed import Seeder
 from tests.support.private_stack import PrivateStack
 from tests.support.processes import service_process
@@ -556,6 +556,7 @@ def main() -> None:
         assert stub.stdout is not None
         kbase_url = stub.stdout.readline().strip().rsplit(" ", 1)[-1]
         env = {**os.environ, **stack.env, "KBASE_AUTH_URL": kbase_url, "LOG_LEVEL": "WARNING"}
+        migrate(env)  # the schema at head before start, as on every restart (harness.migrate)
         pids: list[int] = []
         url = cleanup.enter_context(
             service_process(env, workdir / "service.log", on_start=pids.append)

@@ -61,7 +61,13 @@ def users_list(api: Api, args: argparse.Namespace, out: TextIO) -> Any:
     page = 1
     while True:
         body = api.call(
-            "GET", "/management/users", params={"page": page, "page_size": args.page_size}
+            "GET",
+            "/management/users",
+            params={
+                "page": page,
+                "page_size": args.page_size,
+                **({"include_unmanaged": "true"} if args.include_unmanaged else {}),
+            },
         )
         users.extend(body["users"])
         if not body["has_next"]:
@@ -377,8 +383,12 @@ def build_parser() -> Parser:
         return sub.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     users = area("users", "object-store users and their credentials (admin)")
-    command(users, "list", users_list, "every user").add_argument(
-        "--page-size", type=int, default=200
+    sub = command(users, "list", users_list, "every user the service manages")
+    sub.add_argument("--page-size", type=int, default=200)
+    sub.add_argument(
+        "--include-unmanaged",
+        action="store_true",
+        help="also store users the service does not manage (costs the store more)",
     )
     command(users, "create", users_create, "create or repair a user").add_argument("username")
     sub = command(users, "delete", users_delete, "delete a user and their data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from minio_manager_cli import client
 from minio_manager_cli.app import main
 from tests.support.kbase import KBase, TestUser
 from tests.support.processes import REPO, free_port, service_process
+from tests.support.store import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +59,29 @@ def mms(service_url: str, admin: TestUser, monkeypatch: pytest.MonkeyPatch) -> M
 
 def name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def test_users_list_shows_unmanaged_store_users_only_when_asked(mms: Mms) -> None:
+    foreign = name("svc")
+
+    async def in_store(create: bool) -> None:
+        store = open_store()
+        try:
+            if create:
+                await store.set_user(foreign, uuid.uuid4().hex)
+            else:
+                await store.delete_user(foreign)
+        finally:
+            await store.close()
+
+    asyncio.run(in_store(create=True))
+    try:
+        plain = {u["username"] for u in mms.json("users", "list")}
+        asked = mms.json("users", "list", "--include-unmanaged", "--page-size", "500")
+    finally:
+        asyncio.run(in_store(create=False))
+    assert foreign not in plain
+    assert foreign in {u["username"] for u in asked}
 
 
 def test_users_create_list_rotate_delete(mms: Mms, capsys: pytest.CaptureFixture[str]) -> None:

@@ -336,6 +336,79 @@ async def test_user_names_and_paging(
     assert past_end["users"] == [] and past_end["has_next"] is False
 
 
+async def _all_listed(client: httpx.AsyncClient, admin: TestUser, **params: Any) -> set[str]:
+    names: set[str] = set()
+    page = 1
+    while True:
+        response = await client.get(
+            "/management/users",
+            params={**params, "page": page, "page_size": 500},
+            headers=admin.headers,
+        )
+        assert response.status_code == 200, response.text
+        names |= {u["username"] for u in response.json()["users"]}
+        if not response.json()["has_next"]:
+            return names
+        page += 1
+
+
+async def test_user_listings_and_regenerate_never_ask_the_store_for_its_users(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MinIO seals its ``list-users`` answer with Argon2id (64 MiB of memory to open it):
+    the user listings, regenerate and drift take names from PostgreSQL. A store user the
+    service does not manage is listed only when asked for (``include_unmanaged``)."""
+    managed = kbase.add_user()
+    await issue(client, managed)
+    foreign = f"svc{uuid.uuid4().hex[:10]}"
+    await services.store.set_user(foreign, uuid.uuid4().hex)
+    store = services.membership._raw
+    assert services.store._inner is store  # every caller goes through the counted adapter
+    calls: list[str] = []
+    paths: list[str] = []
+    original = store.list_users
+
+    async def counted() -> list[str]:
+        calls.append("list_users")
+        return list(await original())
+
+    monkeypatch.setattr(store, "list_users", counted)
+    http = getattr(store, "http", None)
+    if http is not None:  # MinIO: also at the HTTP level (``GET …/v3/list-users``)
+
+        async def sent(request: httpx.Request) -> None:
+            paths.append(request.url.path)
+
+        monkeypatch.setitem(http.event_hooks, "request", [*http.event_hooks["request"], sent])
+    try:
+        names = (await client.get("/management/users/names", headers=admin.headers)).json()
+        listed = await _all_listed(client, admin)
+        for method, url in (
+            ("POST", "/management/migrate/regenerate-policies"),
+            ("GET", "/management/migrate/policy-drift"),
+        ):
+            response = await client.request(method, url, headers=admin.headers)
+            assert response.status_code == 200, response.text
+        assert calls == []
+        assert not [p for p in paths if p.endswith("/list-users")]
+        assert managed.name in names["usernames"] and foreign not in names["usernames"]
+        assert managed.name in listed and foreign not in listed
+
+        asked = await client.get(
+            "/management/users/names", params={"include_unmanaged": "true"}, headers=admin.headers
+        )
+        assert {managed.name, foreign} <= set(asked.json()["usernames"])
+        assert asked.json()["usernames"] == sorted(asked.json()["usernames"])
+        assert {managed.name, foreign} <= await _all_listed(client, admin, include_unmanaged=True)
+        assert calls  # the counting works
+    finally:
+        await services.store.delete_user(foreign)
+
+
 @pytest.mark.parametrize(
     "params",
     [{"page": 0}, {"page": -1}, {"page_size": 0}, {"page_size": 501}, {"page": "abc"}],

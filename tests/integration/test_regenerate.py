@@ -259,7 +259,15 @@ async def test_principals_missing_from_the_store_are_reported_not_created(
         errors = {(e["resource_type"], e["resource_name"]): e["error"] for e in report["errors"]}
         assert ("user", ghost.name) in errors
         assert "absent from the object store" in errors[("user", ghost.name)]
+        assert report["users_updated"] < report["users_total"]  # the ghost is not "updated"
         assert await services.store.get_user(ghost.name) is None
+        found = await client.get("/management/migrate/policy-drift", headers=admin.headers)
+        assert found.status_code == 200, found.text
+        drift_errors = {
+            (e["resource_type"], e["resource_name"]): e["error"] for e in found.json()["errors"]
+        }
+        assert "absent from the object store" in drift_errors[("user", ghost.name)]
+        assert ghost.name not in {d["resource_name"] for d in found.json()["drifted"]}
         assert s3_alive.can_put(BUCKET, home_key(alive, "data/ok"))
     finally:
         await services.credentials.forget(ghost.name)

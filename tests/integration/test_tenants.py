@@ -669,6 +669,74 @@ async def test_tenant_listing_is_served_from_the_cache(
     assert entry["is_member"] is True and entry["member_count"] == 1
 
 
+async def test_a_warm_listing_reads_one_row_and_still_shows_every_change(
+    client: httpx.AsyncClient,
+    kbase: KBase,
+    admin: TestUser,
+    services: Any,
+    two_replicas: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Repeated listings reuse the kept one (no rows read, no store call), and metadata,
+    stewardship and membership changed through another replica show in the very next one."""
+    tenant = await create_group(client, admin)
+    user = kbase.add_user()
+    await issue(client, user)
+    monkeypatch.setattr(services.membership, "_ttl", 600.0)  # no entry comes due in the test
+    monkeypatch.setattr(services.membership, "_max_age", 600.0)
+    rebuilt: list[str] = []
+    read_rows = tenant_store.listing
+
+    async def counting(reader: Any, who: str) -> Any:
+        rebuilt.append(who)
+        return await read_rows(reader, who)
+
+    monkeypatch.setattr(tenant_store, "listing", counting)
+    other = httpx.AsyncClient(base_url=two_replicas[0], timeout=120)
+
+    async def entry() -> dict[str, Any]:
+        response = await client.get("/tenants", headers=user.headers)
+        assert response.status_code == 200, response.text
+        (found,) = [t for t in response.json() if t["tenant_name"] == tenant]
+        return dict(found)
+
+    try:
+        await entry()  # fills the cache (which moves its stamp)
+        await entry()  # so this one builds the listing it keeps
+        rebuilt.clear()
+        fetches = services.membership.fetches
+        for _ in range(3):
+            assert await entry() == {**await entry(), "is_member": False, "is_steward": False}
+        assert rebuilt == [] and services.membership.fetches == fetches
+
+        response = await other.post(f"/tenants/{tenant}", headers=admin.headers)
+        assert response.status_code in (200, 201), response.text  # the metadata row exists
+        response = await other.patch(
+            f"/tenants/{tenant}", json={"display_name": "Renamed"}, headers=admin.headers
+        )
+        assert response.status_code == 200, response.text
+        assert (await entry())["display_name"] == "Renamed"
+
+        response = await other.post(
+            f"/tenants/{tenant}/stewards/{user.name}", headers=admin.headers
+        )
+        assert response.status_code in (200, 201, 202), response.text
+        assert await entry() == {
+            **await entry(),
+            "is_member": True,
+            "is_steward": True,
+            "member_count": 1,
+        }
+        response = await other.delete(
+            f"/tenants/{tenant}/members/{user.name}", headers=admin.headers
+        )
+        assert response.status_code == 204, response.text
+        found = await entry()
+        assert (found["is_member"], found["member_count"]) == (False, 0)
+    finally:
+        await other.aclose()
+
+
 async def test_cache_bound_for_changes_made_elsewhere(
     service_env: dict[str, str], services: Any, client: httpx.AsyncClient, admin: TestUser
 ) -> None:

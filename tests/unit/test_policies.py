@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from minio_manager.errors import PolicyOperationError
+from minio_manager.governance import policies
 from minio_manager.governance.layout import Grant, Layout
 from minio_manager.governance.placement import render_policy_documents
 from minio_manager.governance.policies import (
@@ -383,3 +385,64 @@ def test_overflow_names_never_collide_with_hyphenated_usernames() -> None:
     assert not is_overflow_name("user-home-policy-alice", "user-home-policy-alice-2")
     assert not is_overflow_name("user-home-policy-alice", "user-home-policy-alice--1")
     assert not is_overflow_name("user-home-policy-alice", "user-home-policy-alice--x")
+
+
+def _reference_canonical(doc: Any) -> str:
+    """``canonical_document`` before its fast paths (issue 12): the output must not change."""
+
+    def value_of(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k).lower(): value_of(v) for k, v in value.items()}
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            items = [value_of(item) for item in value]
+            return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+        return value
+
+    statements = []
+    for statement in policies._statements(policies._field(doc, "Statement")):
+        shaped: dict[str, Any] = {}
+        for key, value in statement.items():
+            name = str(key).lower()
+            if name == "sid" and not value:
+                continue
+            shaped[name] = [value] if isinstance(value, str) and name != "effect" else value
+        statements.append(value_of(shaped))
+    canonical = {
+        "version": policies._field(doc, "Version"),
+        "statement": sorted(statements, key=lambda st: json.dumps(st, sort_keys=True)),
+    }
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_canonical_document_is_unchanged_by_its_fast_paths(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = ["a", "b", "!", '"', "\\", "/", "*", "é", "\u2028", " ", "~", "0"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+
+    def value(depth: int) -> Any:
+        pick = rng.randint(0, 6 if depth < 3 else 3)
+        if pick <= 1:
+            return text()
+        if pick == 2:
+            return rng.choice([True, None, 3, 2.5])
+        if pick == 3:
+            return (text(), text())  # a tuple: a Sequence that is not a list
+        if pick <= 5:
+            return [value(depth + 1) for _ in range(rng.randint(0, 5))]
+        return {rng.choice(["K", "k", text()]): value(depth + 1) for _ in range(rng.randint(0, 3))}
+
+    statements = [
+        {
+            "Effect": "Allow",
+            "Sid": rng.choice(["", "x"]),
+            "Action": value(1),
+            "Resource": [text() for _ in range(rng.randint(1, 8))],
+            "Condition": {"StringLike": {"s3:prefix": value(1)}},
+        }
+        for _ in range(rng.randint(1, 5))
+    ]
+    doc = {"Version": "2012-10-17", "Statement": statements}
+    assert policies.canonical_document(doc) == _reference_canonical(doc)

@@ -63,3 +63,34 @@ def test_rendered_listing_matches_pydantic_and_follows_changes() -> None:
     # A tenant that disappears is dropped; one that comes back is rendered afresh.
     assert renderer.render(["beta"], groups, meta, "zed") == expected(["beta"], groups, meta, "zed")
     assert renderer.render(names, groups, meta, "cat") == expected(names, groups, meta, "cat")
+
+
+def test_kept_listing_is_the_rendered_one_for_every_caller_until_something_moves() -> None:
+    groups: dict[str, StoreGroup | None] = {
+        "alpha": StoreGroup("alpha", ("ann", "bob")),
+        "alpharo": StoreGroup("alpharo", ("cat",)),
+        "beta": StoreGroup("beta", ("ann",)),
+        "gamma": StoreGroup("gamma", ()),
+    }
+    names = ["alpha", "beta", "gamma"]
+    stewards = {"bob": {"beta"}, "cat": {"alpha", "gamma"}, "ann": set[str](), "zed": {"beta"}}
+
+    def meta_for(user: str) -> dict[str, ListingRow]:
+        return {n: ListingRow(n.title(), None, None, None, n in stewards[user]) for n in names}
+
+    renderer = ListingRenderer()
+    renderer.render(names, groups, meta_for("ann"), "ann")
+    always = lambda _fetched_at: True  # noqa: E731
+    renderer.keep("fp1", 7, 0.0)
+    for user in stewards:
+        reused = renderer.reuse("fp1", 7, always, user, stewards[user] | {"unknown"})
+        assert reused == expected(names, groups, meta_for(user), user)
+        assert reused == ListingRenderer().render(names, groups, meta_for(user), user)
+
+    # Anything it was built from moved, or its entries are due for a refresh: rebuild.
+    assert renderer.reuse("fp2", 7, always, "ann", set()) is None
+    assert renderer.reuse("fp1", 8, always, "ann", set()) is None
+    assert renderer.reuse("fp1", 7, lambda _fetched_at: False, "ann", set()) is None
+    # A new render forgets the kept listing until it is kept again.
+    renderer.render(names, groups, meta_for("ann"), "ann")
+    assert renderer.reuse("fp1", 7, always, "ann", set()) is None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from minio_manager.governance.layout import Grant
@@ -183,13 +184,24 @@ def grants_from_document(doc: Mapping[str, Any]) -> list[Grant]:
     return sorted(Grant(bucket, key, write) for (bucket, key), write in levels.items())
 
 
+def _sort_key(item: Any) -> str:
+    """``json.dumps(item, sort_keys=True)``; for a string that is ``encode_basestring_ascii``
+    (what ``dumps`` calls for one), without the encoder's set-up per call."""
+    return encode_basestring_ascii(item) if type(item) is str else json.dumps(item, sort_keys=True)
+
+
 def _canonical_value(value: Any) -> Any:
-    """Lists become sorted lists (of canonical items), mappings get lower-case keys."""
-    if isinstance(value, Mapping):
+    """Lists become sorted lists (of canonical items), mappings get lower-case keys.
+
+    Exact types are tested first: the ABC checks cost more than the rest (regenerate compares
+    every document, issue 12)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
         return {str(k).lower(): _canonical_value(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        items = [_canonical_value(item) for item in value]
-        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    if kind is list or (isinstance(value, Sequence) and not isinstance(value, str)):
+        return sorted((_canonical_value(item) for item in value), key=_sort_key)
     return value
 
 
@@ -213,6 +225,6 @@ def canonical_document(doc: Mapping[str, Any]) -> str:
         statements.append(_canonical_value(shaped))
     canonical = {
         "version": _field(doc, "Version"),
-        "statement": sorted(statements, key=lambda st: json.dumps(st, sort_keys=True)),
+        "statement": sorted(statements, key=_sort_key),
     }
     return json.dumps(canonical, sort_keys=True, separators=(",", ":"))

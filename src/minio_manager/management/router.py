@@ -34,10 +34,22 @@ MAX_PAGE_SIZE = 500
 
 
 # -- users ------------------------------------------------------------------------------------
+IncludeUnmanaged = Annotated[
+    bool,
+    Query(
+        description="Also list object-store users the service does not manage (service"
+        " accounts, users made by hand). Costs one `list-users` call, which MinIO answers"
+        " sealed with Argon2id (64 MiB of memory to open)."
+    ),
+]
+
+
 @router.get("/users/names", response_model=UserNamesResponse)
-async def list_user_names(caller: AdminDep, services: ServicesDep) -> UserNamesResponse:
-    """Every username in the object store."""
-    return await services.management.user_names(caller)
+async def list_user_names(
+    caller: AdminDep, services: ServicesDep, include_unmanaged: IncludeUnmanaged = False
+) -> UserNamesResponse:
+    """Every user the service manages (created, adopted or imported), sorted."""
+    return await services.management.user_names(caller, include_unmanaged)
 
 
 @router.get("/users", response_model=UserListResponse)
@@ -46,9 +58,10 @@ async def list_users(
     services: ServicesDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    include_unmanaged: IncludeUnmanaged = False,
 ) -> UserListResponse:
-    """One page of users with their groups and policy counts."""
-    return await services.management.list_users(caller, page, page_size)
+    """One page of the users the service manages, with their groups and policy counts."""
+    return await services.management.list_users(caller, page, page_size, include_unmanaged)
 
 
 @router.post(

@@ -22,7 +22,7 @@ from minio_manager.audit import store as audit
 from minio_manager.credentials import store as credential_store
 from minio_manager.credentials.service import CredentialService
 from minio_manager.credentials.store import StoredCredentials
-from minio_manager.db.engine import transaction
+from minio_manager.db.engine import read, transaction
 from minio_manager.enforcement import state
 from minio_manager.errors import (
     GroupNotFound,
@@ -204,15 +204,29 @@ class ManagementService:
         )
 
     # -- users ------------------------------------------------------------------------------
-    async def user_names(self, caller: Caller) -> UserNamesResponse:
+    async def _user_names(self, include_unmanaged: bool) -> list[str]:
+        """The users the service manages, from PostgreSQL, sorted; with ``include_unmanaged``
+        also every other store user (MinIO's ``list-users``: its answer is sealed with
+        Argon2id, 64 MiB of memory per call, so it is asked only on request)."""
+        names = await read(self._engine, managed_store.usernames)
+        if include_unmanaged:
+            names = sorted(set(names).union(await self._store.list_users()))
+        return names
+
+    async def user_names(
+        self, caller: Caller, include_unmanaged: bool = False
+    ) -> UserNamesResponse:
         _require_admin(caller)
-        names = await self._store.list_users()
+        names = await self._user_names(include_unmanaged)
         return UserNamesResponse(usernames=names, total_count=len(names))
 
-    async def list_users(self, caller: Caller, page: int, page_size: int) -> UserListResponse:
-        """One page of users; users deleted while the page is built are left out."""
+    async def list_users(
+        self, caller: Caller, page: int, page_size: int, include_unmanaged: bool = False
+    ) -> UserListResponse:
+        """One page of users; a user missing from the store (deleted meanwhile, or by hand)
+        is left out of the page, though counted in ``total_count``."""
         _require_admin(caller)
-        names = await self._store.list_users()
+        names = await self._user_names(include_unmanaged)
         total_pages = max(1, math.ceil(len(names) / page_size))
         chosen = names[(page - 1) * page_size : page * page_size]
         found = await _bounded(

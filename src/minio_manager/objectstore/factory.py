@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from minio_manager.config import Settings
-from minio_manager.objectstore.awsiam import AwsIamStore
 from minio_manager.objectstore.minio import MinioStore
 from minio_manager.objectstore.port import ObjectStore
 from minio_manager.observability.instrument import instrument_http_client, object_store_operation
@@ -13,6 +12,10 @@ def build_store(settings: Settings) -> ObjectStore:
     """``minio``: MinIO's admin API; ``aws-iam``: the AWS IAM API (docs/backends.md)."""
     secret = settings.object_store_secret_key.get_secret_value()
     if settings.object_store == "aws-iam":
+        # Imported here: aiobotocore/botocore/aiohttp are ~600 modules that a MinIO service
+        # never uses (docs/decisions.md, "Memory: the service's baseline").
+        from minio_manager.objectstore.awsiam import AwsIamStore
+
         # Timed per call inside the adapter (awsclients.call).
         return AwsIamStore(
             settings.object_store_endpoint,

@@ -1,26 +1,32 @@
 """AWS Signature V4 and MinIO's admin payload encryption.
 
-The ``minio`` SDK's own admin client is blocking; we keep its SigV4 signer and its reader of
-encrypted admin responses, seal request bodies ourselves (madmin's PBKDF2 variant, below),
-and drive the HTTP with a pooled async client.
+Requests are signed here (SigV4, as AWS documents it) and request bodies are sealed here
+(madmin's PBKDF2 variant, below). Only opening a sealed *answer* uses the ``minio`` SDK's
+reader, imported when first needed: the SDK's package pulls in its blocking client and
+urllib3 (~8 MiB of RSS), and the service opens such answers only when asked to list every
+store user (docs/decisions.md, "Memory: the service's baseline").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import io
 import os
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import quote, urlsplit
 
 from Crypto.Cipher import AES
-from minio.credentials.credentials import Credentials
-from minio.crypto import DecryptReader
-from minio.helpers import queryencode, quote, sha256_hash
-from minio.signer import sign_v4_s3
-from minio.time import to_amz_date
 
 REGION = "us-east-1"
+SERVICE = "s3"
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_HEADERS = frozenset({"authorization", "user-agent"})
+
+
+def queryencode(value: str) -> str:
+    """Percent-encode everything but the unreserved characters (``A-Za-z0-9-_.~``)."""
+    return quote(value, safe="~")
 
 
 def canonical_query(params: dict[str, str] | None) -> str:
@@ -31,7 +37,64 @@ def canonical_query(params: dict[str, str] | None) -> str:
 
 
 def encode_path(path: str) -> str:
-    return str(quote(path))
+    return quote(path, safe="/~")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret_key: str, day: str, region: str = REGION) -> bytes:
+    """The per-day key: HMAC chain over date, region, service and ``aws4_request``."""
+    key = _hmac(f"AWS4{secret_key}".encode(), day)
+    for part in (region, SERVICE, "aws4_request"):
+        key = _hmac(key, part)
+    return key
+
+
+def authorization(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    content_sha256: str,
+    access_key: str,
+    secret_key: str,
+    amz_date: str,
+) -> str:
+    """The ``Authorization`` value for a request whose (already encoded) ``path`` and
+    ``query`` are sent as given, with every header in ``headers`` signed."""
+    canonical = {
+        name.lower(): " ".join(str(value).split())
+        for name, value in headers.items()
+        if name.lower() not in UNSIGNED_HEADERS
+    }
+    names = sorted(canonical)
+    signed = ";".join(names)
+    request = "\n".join(
+        [
+            method,
+            path or "/",
+            query,
+            "".join(f"{n}:{canonical[n]}\n" for n in names),
+            signed,
+            content_sha256,
+        ]
+    )
+    scope = f"{amz_date[:8]}/{REGION}/{SERVICE}/aws4_request"
+    to_sign = "\n".join([ALGORITHM, amz_date, scope, sha256_hex(request.encode())])
+    signature = hmac.new(
+        signing_key(secret_key, amz_date[:8]), to_sign.encode(), hashlib.sha256
+    ).hexdigest()
+    return (
+        f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed},"
+        f" Signature={signature}"
+    )
 
 
 def signed_headers(
@@ -42,28 +105,31 @@ def signed_headers(
     access_key: str,
     secret_key: str,
     extra: dict[str, str] | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, str]:
-    """Headers (including Authorization) for one request to ``url``."""
-    parts: SplitResult = urlsplit(url)
-    content_sha256 = sha256_hash(body)
-    date = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """Headers (including Authorization) for one request to ``url`` (path and query
+    already encoded, as sent)."""
+    parts = urlsplit(url)
+    content_sha256 = sha256_hex(body)
+    amz_date = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
     headers: dict[str, str] = {
         "Host": parts.netloc,
-        "x-amz-date": to_amz_date(date),
+        "x-amz-date": amz_date,
         "x-amz-content-sha256": content_sha256,
     }
     if extra:
         headers.update(extra)
-    signed = sign_v4_s3(
+    headers["Authorization"] = authorization(
         method=method,
-        url=parts,
-        region=REGION,
-        headers=headers,  # type: ignore[arg-type]
-        credentials=Credentials(access_key, secret_key),
+        path=parts.path,
+        query=parts.query,
+        headers=headers,
         content_sha256=content_sha256,
-        date=date,
+        access_key=access_key,
+        secret_key=secret_key,
+        amz_date=amz_date,
     )
-    return {k: str(v) for k, v in signed.items()}
+    return headers
 
 
 # madmin's payload format: salt(32) | algorithm id(1) | nonce(8) | sealed 16 KiB chunks.
@@ -111,6 +177,8 @@ class _BufferedResponse:
 
 def decrypt_payload(data: bytes, secret_key: str) -> bytes:
     """Open an encrypted admin response (MinIO seals them with Argon2id: CPU-bound)."""
+    from minio.crypto import DecryptReader
+
     out = bytearray()
     with DecryptReader(_BufferedResponse(data), secret_key.encode()) as reader:  # type: ignore[arg-type]
         for chunk in reader.stream():

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from minio_manager.db.engine import read, transaction
-from minio_manager.db.tables import managed_users
+from minio_manager.db.tables import managed_users, user_credentials
 from minio_manager.errors import UnmanagedUser
 from minio_manager.objectstore.port import ObjectStore
 
@@ -56,6 +56,16 @@ async def fetch(conn: AsyncConnection, user: str) -> ManagedRecord | None:
         await conn.execute(select(*managed_users.c).where(managed_users.c.username == user))
     ).first()
     return None if row is None else ManagedRecord(*row)
+
+
+async def usernames(conn: AsyncConnection) -> list[str]:
+    """Every user the service manages, sorted: recorded in ``managed_users`` or holding cached
+    credentials (each such user is recorded too; the union also covers a row written before
+    migration 0004). Read instead of the store's ``list-users``, whose answer MinIO seals with
+    Argon2id (64 MiB per decryption; docs/decisions.md)."""
+    both = union(select(managed_users.c.username), select(user_credentials.c.username))
+    rows = await conn.execute(select(both.subquery().c.username).order_by("username"))
+    return [r[0] for r in rows]
 
 
 async def forget(conn: AsyncConnection, user: str) -> None:

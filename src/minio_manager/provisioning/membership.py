@@ -137,6 +137,9 @@ class GroupMembership:
         self.store: ObjectStore = _TrackingStore(store, self)
         """The object store every other component must use, so that changes invalidate."""
         self.fetches = 0  # round trips made on behalf of the cache, for tests and benchmarks
+        self.stamp = 0
+        """Moves whenever an entry is dropped or takes a different value: a result computed
+        from entries read at one stamp is still what the cache says while it stays the same."""
 
     # -- reads ------------------------------------------------------------------------------
     async def group(self, name: str) -> StoreGroup | None:
@@ -189,9 +192,28 @@ class GroupMembership:
             result.update(zip(slow, found, strict=True))
         return {name: result[name] for name in unique}
 
+    async def listen(self) -> None:
+        """Hear other replicas' changes now (as every read does first); see ``stamp``."""
+        await self._listen()
+
+    def fetched_at(self, names: Iterable[str]) -> float | None:
+        """When the oldest of these groups' entries was fetched (None if one is not cached)."""
+        oldest: float | None = None
+        for name in names:
+            entry = self._entries.get(_group_key(name))
+            if entry is None:
+                return None
+            oldest = entry[1] if oldest is None else min(oldest, entry[1])
+        return oldest
+
+    def fresh(self, fetched_at: float) -> bool:
+        """Whether entries fetched then are still served without a refresh ahead."""
+        return self._ttl > 0 and time.monotonic() - fetched_at < self._life() / 2
+
     # -- invalidation -----------------------------------------------------------------------
     def invalidate(self) -> None:
         """Forget everything; fetches already running will not store their (older) answer."""
+        self.stamp += 1
         self._generation += 1
         self._entries.clear()
         self._inflight.clear()
@@ -200,7 +222,8 @@ class GroupMembership:
         """Forget some entries; their running fetches will not store their answer."""
         for key in keys:
             self._key_generations[key] = self._key_generations.get(key, 0) + 1
-            self._entries.pop(key, None)
+            if self._entries.pop(key, None) is not None:
+                self.stamp += 1
             self._inflight.pop(key, None)
 
     def _drop_users(self) -> None:
@@ -338,7 +361,12 @@ class GroupMembership:
         now = time.monotonic()
         if len(self._entries) >= MAX_ENTRIES:
             self._entries = {k: v for k, v in self._entries.items() if now - v[1] < self._max_age}
-        self._entries[key] = (task.result(), now)
+        value, known = task.result(), self._entries.get(key)
+        if known is not None and known[0] == value:
+            value = known[0]  # the same object: what was built from it is still right
+        else:
+            self.stamp += 1
+        self._entries[key] = (value, now)
 
 
 def _is_user_key(key: Hashable) -> bool:

@@ -21,12 +21,12 @@ instead of queueing one full render each.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -149,6 +149,24 @@ async def pending_rows(conn: AsyncConnection, limit: int = 500) -> list[OutboxRo
 async def pending_principals(conn: AsyncConnection) -> set[Principal]:
     rows = await conn.execute(select(policy_outbox.c.kind, policy_outbox.c.name).where(_PENDING))
     return {(r.kind, r.name) for r in rows}
+
+
+async def generations(
+    conn: AsyncConnection, principals: Sequence[Principal]
+) -> dict[Principal, tuple[int, int]]:
+    """(generation, applied generation) of each principal; (0, 0) for one without a row."""
+    if not principals:
+        return {}
+    rows = await conn.execute(
+        select(
+            policy_outbox.c.kind,
+            policy_outbox.c.name,
+            policy_outbox.c.generation,
+            policy_outbox.c.applied_generation,
+        ).where(tuple_(policy_outbox.c.kind, policy_outbox.c.name).in_(list(principals)))
+    )
+    found = {(r.kind, r.name): (int(r.generation), int(r.applied_generation)) for r in rows}
+    return {p: found.get(p, (0, 0)) for p in principals}
 
 
 async def summary(conn: AsyncConnection) -> OutboxSummary:

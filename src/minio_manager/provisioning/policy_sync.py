@@ -169,6 +169,21 @@ class PolicySync:
     def _group_families(self, group: str, received: Sequence[Grant]) -> list[Family]:
         return [Family(group_policy_name(group), self.group_template(group), received)]
 
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def families(self, kind: str, name: str, received: Sequence[Grant]) -> list[Family]:
+        """A principal's document families (``kind``: ``user`` or ``group``)."""
+        if kind == share_store.USER:
+            return self._user_families(name, received)
+        return self._group_families(name, received)
+
+    def repair_plan(self, family: Family, written: Written) -> _Update:
+        """What a ``repair`` places for ``family`` given its record (``due`` left empty: the
+        store's copies decide it)."""
+        return _Update(family, self._place(family, written, rewrite=True), written, set())
+
     async def _expected(
         self, target_type: str, name: str, families: Callable[[str, Sequence[Grant]], list[Family]]
     ) -> dict[str, dict[str, Any]]:

@@ -179,6 +179,34 @@ async def grants_for(
         .where(shares.c.target_type == target_type, shares.c.target_name == target_name)
         .order_by(shares.c.bucket, shares.c.key)
     )
+    return _granted(target_type, target_name, list(rows), layout)
+
+
+async def grants_for_many(
+    conn: AsyncConnection, principals: Sequence[Principal], layout: Layout
+) -> dict[Principal, list[Grant]]:
+    """``grants_for`` of each principal, in one query (principals without records get [])."""
+    found: dict[Principal, list[Any]] = {p: [] for p in principals}
+    if not principals:
+        return {}
+    rows = await conn.execute(
+        select(
+            shares.c.target_type,
+            shares.c.target_name,
+            shares.c.bucket,
+            shares.c.key,
+            shares.c.level,
+            shares.c.owner,
+        )
+        .where(tuple_(shares.c.target_type, shares.c.target_name).in_(list(found)))
+        .order_by(shares.c.target_type, shares.c.target_name, shares.c.bucket, shares.c.key)
+    )
+    for row in rows:
+        found[(row.target_type, row.target_name)].append(row)
+    return {p: _granted(p[0], p[1], found[p], layout) for p in principals}
+
+
+def _granted(target_type: str, target_name: str, rows: list[Any], layout: Layout) -> list[Grant]:
     templates: dict[str, list[Grant]] = {}  # most rows of one principal share a few owners
 
     def template_of(owner: str) -> list[Grant]:

@@ -48,6 +48,7 @@ from minio_manager.governance.naming import (
 )
 from minio_manager.locks import Lease, LockManager
 from minio_manager.objectstore.port import ObjectStore, StoreUser
+from minio_manager.observability import metrics
 from minio_manager.profiles import store as profiles
 from minio_manager.provisioning import outbox
 from minio_manager.provisioning.membership import GroupMembership, hold_group_lock
@@ -278,13 +279,31 @@ class TenantService:
     # -- reads ------------------------------------------------------------------------------
     async def list_tenants(self, caller: Caller) -> bytes:
         """Every tenant whose group exists, with counts and the caller's flags, as the JSON
-        body: one statement (names the service knows, ``tenants/register.py``, with metadata)
-        + cached groups, rendered by ``ListingRenderer`` (why: see there)."""
-        metadata = await store.listing(self._fast, caller.username)
-        infos = await self._membership.groups(n for t in metadata for n in (t, read_only_group(t)))
+        body: the kept listing when nothing it was built from changed (one row read), else
+        one statement (names the service knows, ``tenants/register.py``, with metadata) +
+        cached groups, rendered by ``ListingRenderer`` (why: see there)."""
+        user = caller.username
+        state = await store.listing_state(self._fast, user)
+        await self._membership.listen()
+        stamp = self._membership.stamp
+        body = self._listing.reuse(
+            state.fingerprint, stamp, self._membership.fresh, user, state.stewarded
+        )
+        metrics.cache_lookup("tenant_listing", hit=body is not None)
+        if body is not None:
+            return body
+        listing = await store.listing(self._fast, user)
+        metadata = listing.rows
+        groups = [n for t in metadata for n in (t, read_only_group(t))]
+        infos = await self._membership.groups(groups)
         # A known tenant whose ``g`` is missing in the store is not one (any more).
         names = sorted(t for t in metadata if infos[t] is not None)
-        return self._listing.render(names, infos, metadata, caller.username)
+        body = self._listing.render(names, infos, metadata, user)
+        fetched_at = self._membership.fetched_at(groups)
+        if listing.fingerprint is not None and fetched_at is not None:
+            # ``stamp`` was read before the groups: a change since makes the next call rebuild.
+            self._listing.keep(listing.fingerprint, stamp, fetched_at)
+        return body
 
     async def detail(self, caller: Caller, tenant: str) -> TenantDetail:
         """Metadata, stewards, members, storage paths; e-mails only for insiders (SPEC FIX)."""

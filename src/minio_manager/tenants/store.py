@@ -71,23 +71,67 @@ class ListingRow(NamedTuple):
     stewarded: bool
 
 
-_LISTING = (
-    "SELECT n.name, m.display_name, m.description, m.website, m.organization,"
-    " EXISTS (SELECT 1 FROM tenant_stewards s"
-    "  WHERE s.tenant_name = n.name AND s.username = $1) AS stewarded"
+_NAMES = (
+    "WITH t AS (SELECT n.name, m.display_name, m.description, m.website, m.organization"
     " FROM (SELECT name FROM store_groups WHERE name <> '*'"  # = register.CANDIDATES
     "  UNION SELECT tenant_name FROM tenant_metadata) AS n (name)"
-    " LEFT JOIN tenant_metadata m ON m.tenant_name = n.name"
+    " LEFT JOIN tenant_metadata m ON m.tenant_name = n.name)"
+)
+# What every caller sees of the listing, hashed: %L quotes each field (NULL unquoted), so
+# no two different listings hash the same text.
+_FINGERPRINT = (
+    "(SELECT md5(string_agg(format('%L,%L,%L,%L,%L', t.name, t.display_name, t.description,"
+    " t.website, t.organization), ';' ORDER BY t.name COLLATE \"C\")) FROM t)"
+)
+_LISTING = " ".join(
+    (
+        _NAMES,
+        "SELECT t.name, t.display_name, t.description, t.website, t.organization,"
+        " EXISTS (SELECT 1 FROM tenant_stewards s"
+        "  WHERE s.tenant_name = t.name AND s.username = $1) AS stewarded,",
+        _FINGERPRINT,
+        "AS fingerprint FROM t",
+    )
+)
+_LISTING_STATE = " ".join(
+    (
+        _NAMES,
+        "SELECT",
+        _FINGERPRINT,
+        "AS fingerprint,"
+        " ARRAY(SELECT tenant_name FROM tenant_stewards WHERE username = $1) AS stewarded",
+    )
 )
 
 
-async def listing(reader: FastReader, user: str) -> dict[str, ListingRow]:
+class Listing(NamedTuple):
+    rows: dict[str, ListingRow]
+    fingerprint: str | None
+    """A hash of the rows as every caller sees them (None without rows)."""
+
+
+class ListingState(NamedTuple):
+    fingerprint: str | None
+    stewarded: frozenset[str]
+
+
+async def listing(reader: FastReader, user: str) -> Listing:
     """Every tenant the service knows of (the group register and metadata rows, not the
     store: see ``register``) with its metadata and the caller's stewardship, in one prepared
     statement on the hot pool. Through SQLAlchemy, building records of these rows was a third
     of a warm ``GET /tenants`` with 51 tenants, and grows with the tenant count."""
     rows = await reader.fetch(_LISTING, user)
-    return {r[0]: ListingRow(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    fingerprint = rows[0][6] if rows else None
+    return Listing({r[0]: ListingRow(r[1], r[2], r[3], r[4], r[5]) for r in rows}, fingerprint)
+
+
+async def listing_state(reader: FastReader, user: str) -> ListingState:
+    """The listing's fingerprint and the caller's stewardships: one row, whatever the tenant
+    count. When the fingerprint is the one a kept listing was built from, that listing is
+    still what the rows say (same statement snapshot as ``listing``'s hash)."""
+    row = await reader.fetchrow(_LISTING_STATE, user)
+    assert row is not None  # an aggregate without GROUP BY always answers one row
+    return ListingState(row[0], frozenset(row[1] or ()))
 
 
 async def create(
