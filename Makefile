@@ -33,14 +33,14 @@ dev: install
 test: install stack
 	eval "$$(scripts/stack.sh env)" && $(UV) run pytest -q
 
-# The same suite against SeaweedFS (AWS IAM API; scripts/stack.sh up seaweedfs): every test
-# but those marked minio_only (each mark says why). See docs/backends.md. SeaweedFS' user and
-# group writes slow down with the square of its IAM store (docs/backends.md, "SeaweedFS: IAM
-# writes slow down…"), so on it every integration test removes what it created. Not in .ci/run
-# yet: no complete run has been timed (docs/backends.md, "What has been run").
-test-seaweedfs: install
-	scripts/stack.sh up seaweedfs
-	eval "$$(scripts/stack.sh env seaweedfs)" && $(UV) run pytest -q tests
+# The same suite against SeaweedFS (AWS IAM API): every test but those marked minio_only (each
+# mark says why), in SEAWEEDFS_PARTS parts side by side (default 2), each on a fresh SeaweedFS of
+# its own (scripts/test_seaweedfs.sh). SeaweedFS' user and group writes slow down with the square
+# of its IAM store (docs/backends.md, "SeaweedFS: IAM writes slow down…"), so on it every
+# integration test removes what it created. PYTEST_ARGS are passed to every part.
+SEAWEEDFS_PARTS ?= 2
+test-seaweedfs: install stack
+	SEAWEEDFS_PARTS=$(SEAWEEDFS_PARTS) scripts/test_seaweedfs.sh $(PYTEST_ARGS)
 
 # JupyterHub + configurable-http-proxy + the spawn hook, and Spark on s3a, with the real programs
 # (e2e/). First run installs them into ~/.cache/mms/e2e (scripts/e2e_tools.sh); later runs reuse it.

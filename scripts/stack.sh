@@ -6,6 +6,8 @@
 #   scripts/stack.sh down     stop what this script started (pidfiles / pg_ctl), keep the data
 #   scripts/stack.sh status   one line per service; exit 3 when something is not running
 #   scripts/stack.sh env      `export NAME=value` lines for the service (eval "$(scripts/stack.sh env)")
+#   scripts/stack.sh up|env seaweedfs N   a further SeaweedFS (N = 1..9), own data dir, ports +5*N
+#   scripts/stack.sh down seaweedfs N     stop only that one (plain `down` stops every one)
 #
 # With `seaweedfs` as second word, `up` also starts SeaweedFS (S3 + AWS IAM API, `weed mini`),
 # `env` points the service at it (OBJECT_STORE=aws-iam and the OBJECT_STORE_* names) instead of
@@ -72,9 +74,12 @@ CACHE_DIR="${MMS_CACHE_DIR:-$HOME/.cache/mms}"
 MINIO_BIN="$CACHE_DIR/minio-$MINIO_VERSION/minio"
 SEAWEEDFS_HOME="$CACHE_DIR/seaweedfs-$SEAWEEDFS_VERSION"
 WEED_BIN="$SEAWEEDFS_HOME/bin/weed"
+SEAWEEDFS_INSTANCE=0
+SEAWEEDFS_NAME=seaweedfs
 SEAWEEDFS_DIR="$STACK_DIR/seaweedfs"
 SEAWEEDFS_PIDFILE="$RUN_DIR/seaweedfs.pid"
 SEAWEEDFS_MATCH="mini -dir=$SEAWEEDFS_DIR/data"
+SEAWEEDFS_LOG="$LOG_DIR/seaweedfs.log"
 # How our MinIO process is recognised (independent of where the binary came from).
 MINIO_MATCH="server $MINIO_DATA --address"
 TIMEOUT="${MMS_STACK_TIMEOUT:-90}"
@@ -89,6 +94,22 @@ die() {
 }
 
 # --- helpers -------------------------------------------------------------------------------------
+
+# `up|env seaweedfs N` (N = 1..9): a further SeaweedFS of this checkout, with a data directory,
+# pidfile and log of its own, on the ports 5*N above the first one's (so `make test-seaweedfs`
+# can run parts of the suite side by side, each on a store of its own; see docs/backends.md).
+select_seaweedfs_instance() {
+    local n=${1:-0}
+    [[ $n =~ ^[0-9]$ ]] || die "SeaweedFS instance must be a digit 0-9, got '$n'"
+    local suffix=""
+    ((n == 0)) || suffix="-$n"
+    SEAWEEDFS_INSTANCE=$n
+    SEAWEEDFS_NAME="seaweedfs$suffix"
+    SEAWEEDFS_DIR="$STACK_DIR/seaweedfs$suffix"
+    SEAWEEDFS_PIDFILE="$RUN_DIR/seaweedfs$suffix.pid"
+    SEAWEEDFS_MATCH="mini -dir=$SEAWEEDFS_DIR/data"
+    SEAWEEDFS_LOG="$LOG_DIR/seaweedfs$suffix.log"
+}
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -163,6 +184,7 @@ load_ports() {
     # Same offset as the others (ports.env written before SeaweedFS support has no entry).
     SEAWEEDFS_PORT=${SEAWEEDFS_PORT:-$((8333 + PG_PORT - 5433))}
     SEAWEEDFS_PORT=${MMS_STACK_SEAWEEDFS_PORT:-$SEAWEEDFS_PORT}
+    SEAWEEDFS_PORT=$((SEAWEEDFS_PORT + 5 * SEAWEEDFS_INSTANCE))
 }
 
 # On the first `up` of a checkout, move off ports that are already taken (see header).
@@ -189,6 +211,7 @@ choose_ports() {
     SEAWEEDFS_PORT=$((8333 + PG_PORT - 5433))
     printf 'PG_PORT=%s\nREDIS_PORT=%s\nMINIO_PORT=%s\nMINIO_CONSOLE_PORT=%s\nSEAWEEDFS_PORT=%s\n' \
         "$PG_PORT" "$REDIS_PORT" "$MINIO_PORT" "$MINIO_CONSOLE_PORT" "$SEAWEEDFS_PORT" >"$PORTS_FILE"
+    SEAWEEDFS_PORT=$((SEAWEEDFS_PORT + 5 * SEAWEEDFS_INSTANCE))
 }
 
 ensure_secrets() {
@@ -543,21 +566,35 @@ seaweedfs_up() {
                 -master.port=$((base + 1)) -volume.port=$((base + 2)) \
                 -filer.port=$((base + 3)) -admin.port=$((base + 4)) \
                 -s3.config="$SEAWEEDFS_DIR/s3.json" -s3.iam.readOnly=false \
-                </dev/null >>"$LOG_DIR/seaweedfs.log" 2>&1 &
+                </dev/null >>"$SEAWEEDFS_LOG" 2>&1 &
             echo $! >"$SEAWEEDFS_PIDFILE"
         )
         log "seaweedfs: started (S3 + IAM on 127.0.0.1:$base)"
     fi
-    wait_for seaweedfs "$LOG_DIR/seaweedfs.log" seaweedfs_health
+    wait_for seaweedfs "$SEAWEEDFS_LOG" seaweedfs_health
 }
 
 seaweedfs_down() {
     local pid
     if pid=$(live_pid "$SEAWEEDFS_PIDFILE" "$SEAWEEDFS_MATCH"); then
         stop_pid seaweedfs "$pid"
-        log "seaweedfs: stopped"
+        log "$SEAWEEDFS_NAME: stopped"
     fi
     rm -f "$SEAWEEDFS_PIDFILE"
+}
+
+# Every instance that has a data directory (plain `down` stops them all).
+seaweedfs_down_all() {
+    local dir
+    for dir in "$STACK_DIR"/seaweedfs "$STACK_DIR"/seaweedfs-[1-9]; do
+        [[ -d $dir ]] || continue
+        if [[ $dir == "$STACK_DIR/seaweedfs" ]]; then
+            select_seaweedfs_instance 0
+        else
+            select_seaweedfs_instance "${dir##*-}"
+        fi
+        seaweedfs_down
+    done
 }
 
 # --- commands ------------------------------------------------------------------------------------
@@ -596,7 +633,7 @@ cmd_down() {
     [[ -d $STACK_DIR ]] || { log "nothing to stop (no .stack)"; return 0; }
     take_lock
     load_ports
-    seaweedfs_down
+    seaweedfs_down_all
     minio_down
     redis_down
     if [[ -e $STACK_DIR/postgres ]] && PG_BIN=$(pg_bin_dir); then
@@ -634,9 +671,14 @@ cmd_status() {
         printf 'minio     stopped                127.0.0.1:%s\n' "$MINIO_PORT"
         down=1
     fi
-    if pid=$(live_pid "$SEAWEEDFS_PIDFILE" "$SEAWEEDFS_MATCH"); then
-        printf 'seaweedfs running  pid %-8s 127.0.0.1:%s\n' "$pid" "$SEAWEEDFS_PORT"
-    fi
+    local n
+    for n in 0 1 2 3 4 5 6 7 8 9; do
+        select_seaweedfs_instance "$n"
+        load_ports
+        if pid=$(live_pid "$SEAWEEDFS_PIDFILE" "$SEAWEEDFS_MATCH"); then
+            printf '%-9s running  pid %-8s 127.0.0.1:%s\n' "$SEAWEEDFS_NAME" "$pid" "$SEAWEEDFS_PORT"
+        fi
+    done
     return $((down * 3))
 }
 
@@ -673,10 +715,25 @@ cmd_env() {
 }
 
 case "${1:-}" in
-up) cmd_up "${2:-}" ;;
-down) cmd_down ;;
+up)
+    select_seaweedfs_instance "${3:-0}"
+    cmd_up "${2:-}"
+    ;;
+down)
+    if [[ ${2:-} == seaweedfs && -n ${3:-} ]]; then
+        [[ -d $STACK_DIR ]] || exit 0
+        take_lock
+        select_seaweedfs_instance "$3"
+        seaweedfs_down
+    else
+        cmd_down
+    fi
+    ;;
 status) cmd_status ;;
-env) cmd_env "${2:-}" ;;
+env)
+    select_seaweedfs_instance "${3:-0}"
+    cmd_env "${2:-}"
+    ;;
 *)
     echo "usage: $0 up|down|status|env [seaweedfs]" >&2
     exit 2

@@ -15,14 +15,22 @@ import pytest
 import pytest_asyncio
 
 from tests.support.kbase import KBase, TestUser
+from tests.support.parts import module_of, parse_part, split
 from tests.support.stack import drop_database, recreate_database, stack_env, store_kind
 
 TEST_DB = f"mms_test_{os.getpid()}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Against an AWS-IAM-API store (``make test-seaweedfs``), tests about a MinIO-only detail
+    """With ``MMS_TEST_PART=i/n``, only the modules of part i (tests/support/parts.py).
+    Against an AWS-IAM-API store (``make test-seaweedfs``), tests about a MinIO-only detail
     are skipped, each with the reason its ``minio_only`` mark gives."""
+    if os.environ.get("MMS_TEST_PART"):
+        part, count = parse_part(os.environ["MMS_TEST_PART"])
+        mine = split((i.nodeid for i in items), count)[part - 1]
+        kept = [i for i in items if module_of(i.nodeid) in mine]
+        config.hook.pytest_deselected(items=[i for i in items if module_of(i.nodeid) not in mine])
+        items[:] = kept
     if store_kind() == "minio":
         return
     for item in items:
@@ -32,7 +40,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"MinIO only: {reason}"))
 
 
-TEST_REDIS_DB = 15
+TEST_REDIS_DB = int(os.environ.get("MMS_TEST_REDIS_DB", "15"))
+"""Redis database of the run; `make test-seaweedfs` gives each of its parts one of its own."""
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,17 @@ TEMPLATE_ONLY = {
     ],
 }
 
+READ_WRITE_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:*"],
+            "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+        }
+    ],
+}
+
 
 async def regenerate(client: httpx.AsyncClient, admin: TestUser) -> dict[str, Any]:
     response = await client.post("/management/migrate/regenerate-policies", headers=admin.headers)
@@ -77,10 +88,14 @@ async def test_regenerate_repairs_every_kind_of_drift_and_keeps_shares(
     store = services.store
     await store.put_policy(f"user-home-policy-{bob.name}", TEMPLATE_ONLY)
     assert not s3[bob.name].can_get(BUCKET, keys["data/to-bob/f"])
+    # A policy of no principal of the service's, granting everything in the bucket (MinIO's
+    # canned "readwrite" would do, but other stores have no such policy).
+    planted = "planted-rw-" + secrets.token_hex(4)
+    await store.put_policy(planted, READ_WRITE_ALL)
     await store.set_user_policies(
-        bob.name, [f"user-home-policy-{bob.name}", f"user-system-policy-{bob.name}", "readwrite"]
+        bob.name, [f"user-home-policy-{bob.name}", f"user-system-policy-{bob.name}", planted]
     )
-    assert s3[bob.name].can_put(BUCKET, home_key(dave, "data/planted"))  # readwrite!
+    assert s3[bob.name].can_put(BUCKET, home_key(dave, "data/planted"))  # read-write all!
     await store.set_group_policies(group, [])
     await store.set_group_policies(f"{group}ro", [])
     await store.delete_policy(f"group-policy-{group}ro")
@@ -91,7 +106,7 @@ async def test_regenerate_repairs_every_kind_of_drift_and_keeps_shares(
     assert (
         f"policy user-home-policy-{bob.name} differs from its records" in found[f"user:{bob.name}"]
     )
-    assert "unexpected policy readwrite is attached" in found[f"user:{bob.name}"]
+    assert f"unexpected policy {planted} is attached" in found[f"user:{bob.name}"]
     assert found[f"group:{group}"] == [f"policy group-policy-{group} is not attached"]
     assert f"policy group-policy-{group}ro is missing" in found[f"group:{group}ro"]
 
@@ -112,6 +127,7 @@ async def test_regenerate_repairs_every_kind_of_drift_and_keeps_shares(
     async with services.engine.connect() as conn:
         after = (await conn.execute(shares.select().where(shares.c.owner == alice.name))).all()
     assert after == before
+    await store.delete_policy(planted)
 
 
 async def test_regenerate_renders_records_it_never_saw_applied(

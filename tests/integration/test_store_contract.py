@@ -179,3 +179,20 @@ async def test_inline_policies_do_not_come_back_with_a_recreated_user_or_group(
         await store.remove_group_members(group, [user])
         await store.delete_group(group)
         await store.delete_user(user)
+
+
+async def test_every_listed_user_can_be_read(store: MinioStore | AwsIamStore) -> None:
+    """``get_user`` finds whatever ``list_users`` names. SeaweedFS lists and gets the admin
+    identity of its configuration file but answers ``NoSuchEntity`` when asked for its attached
+    policies; the adapter once read that as "no such user" (a page of ``GET /management/users``
+    then held fewer users than it counted, and the ownership guard would have taken the name
+    for a free one)."""
+    user = _name("lu")
+    await store.set_user(user, "lu-secret-" + uuid.uuid4().hex)
+    try:
+        names = await store.list_users()
+        assert user in names
+        missing = [n for n in names if await store.get_user(n) is None]
+        assert missing == []
+    finally:
+        await store.delete_user(user)

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -29,6 +29,8 @@ from minio_manager.objectstore.port import AccessKey, StoreGroup, StoreObject, S
 from minio_manager.objectstore.signing import signed_headers
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FAN_OUT = 16
 """IAM calls one port call runs at once (one per member, key or attachment)."""
@@ -47,6 +49,16 @@ async def _all(calls: Iterable[Awaitable[Any]]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def _or_none(work: Awaitable[T]) -> T | None:
+    """The result, or None when the store answers that the entity does not exist."""
+    try:
+        return await work
+    except StoreRejected as exc:
+        if exc.not_found:
+            return None
+        raise
 
 
 class AwsIamStore:
@@ -122,24 +134,37 @@ class AwsIamStore:
         return [k["AccessKeyId"] for k in found.get("AccessKeyMetadata", [])]
 
     async def get_user(self, name: str) -> StoreUser | None:
+        """The user, or None when ``GetUser`` does not know it.
+
+        A user ``GetUser`` knows may still be unknown to one of the lists: SeaweedFS answers
+        ``ListAttachedUserPolicies`` with ``NoSuchEntity`` for the identities of its static
+        configuration (the admin of ``s3.json``), which it lists and gets like any user. Such
+        a list counts as empty; only when ``GetUser`` no longer knows the user either (deleted
+        meanwhile) is it absent.
+        """
         iam = await self._clients.iam()
-        try:
-            await call("iam:GetUser", iam.get_user(UserName=name))
-            attached, groups, keys = await asyncio.gather(
-                self._attached("user", name),
-                call("iam:ListGroupsForUser", iam.list_groups_for_user(UserName=name)),
-                self._access_key_ids(name),
-            )
-        except StoreRejected as exc:
-            if exc.not_found:
-                return None
-            raise
+        if not await self._user_exists(name):
+            return None
+        attached, groups, keys = await asyncio.gather(
+            _or_none(self._attached("user", name)),
+            _or_none(call("iam:ListGroupsForUser", iam.list_groups_for_user(UserName=name))),
+            _or_none(self._access_key_ids(name)),
+        )
+        if (attached is None or groups is None or keys is None) and not await self._user_exists(
+            name
+        ):
+            return None
+        memberships: list[Any] = [] if groups is None else list(groups.get("Groups", []))
         return StoreUser(
             name=name,
-            policies=tuple(sorted(attached)),
-            groups=tuple(sorted(g["GroupName"] for g in groups.get("Groups", []))),
-            access_keys=tuple(keys),
+            policies=tuple(sorted(attached or ())),
+            groups=tuple(sorted(g["GroupName"] for g in memberships)),
+            access_keys=tuple(keys or ()),
         )
+
+    async def _user_exists(self, name: str) -> bool:
+        iam = await self._clients.iam()
+        return await _or_none(call("iam:GetUser", iam.get_user(UserName=name))) is not None
 
     async def list_users(self) -> list[str]:
         iam = await self._clients.iam()
