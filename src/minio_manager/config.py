@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=0, ge=0)
     """0: derived from the admission bound (``redis_pool_size``)."""
     policy_max_bytes: int = Field(default=20_480, gt=1024)
+    # Managed policies one user or group may have attached: 0 = the store kind's own limit
+    # (none met on MinIO; 10 on the AWS IAM API, SeaweedFS included). A share that would need
+    # more is refused (409) before anything is recorded (docs/backends.md, row 21).
+    policy_max_attachments: int = Field(default=0, ge=0)
     group_cache_seconds: float = Field(default=5.0, ge=0)
     # Membership cache entries live this long while Redis (the change feed) is heard: the
     # bound for changes made outside the service; see docs/decisions.md.

@@ -87,6 +87,12 @@ class GroupBusy(ServiceError):
     code, error_type, status = 20046, "group_busy", 409
 
 
+class ShareLimitExceeded(ServiceError):
+    """The share would need more policies attached to a target than the store allows."""
+
+    code, error_type, status = 20047, "share_limit_exceeded", 409
+
+
 class ObjectStoreUnavailable(ServiceError):
     code, error_type, status = 20050, "object_store_unavailable", 503
 

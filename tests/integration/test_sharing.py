@@ -541,6 +541,51 @@ async def test_sharing_needs_a_token(client: httpx.AsyncClient) -> None:
 # -- scale and concurrency -------------------------------------------------------------------
 
 
+async def test_a_share_beyond_the_stores_attachment_limit_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+    services: Any,
+    alice: Owner,
+    bob: Target,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the AWS IAM API a user holds at most 10 policies; here a limit of 3 (home, system and
+    one overflow document) and 4 KiB documents make the edge cheap to reach on any store."""
+    monkeypatch.setattr(services.store, "policy_max_bytes", 4096)
+    monkeypatch.setattr(services.store, "policy_max_attachments", 3)
+    shared: list[str] = []
+    refused: dict[str, Any] | None = None
+    for n in range(80):
+        path = alice.url(f"data/many/set-{n:03d}")
+        response = await post(
+            client, alice.user, "/sharing/share", {"path": path, "with_users": [bob.user.name]}
+        )
+        if response.status_code == 409:
+            refused = {"path": path, "n": n, **response.json()}
+            break
+        assert response.status_code == 200, response.text
+        shared.append(path)
+    assert refused is not None, "80 shares never reached 3 documents of 4 KiB"
+    assert refused["error"] == 20047 and refused["error_type"] == "share_limit_exceeded"
+    assert bob.user.name in refused["message"] and len(shared) >= 10
+
+    # Nothing of the refused share was recorded or enforced; what was shared before still is.
+    attached = (await services.store.get_user(bob.user.name)).policies
+    assert len(attached) == 3, attached
+    refused_key = alice.put(f"data/many/set-{refused['n']:03d}/f")
+    assert not bob.s3.can_get(BUCKET, refused_key)
+    assert bob.s3.can_get(BUCKET, alice.put(f"data/many/set-{len(shared) - 1:03d}/f"))
+    info = await post(
+        client, alice.user, "/sharing/get_path_access_info", {"path": refused["path"]}
+    )
+    assert info.status_code == 200, info.text
+    assert bob.user.name not in info.text
+
+    # Room made by an unshare takes the next share again.
+    await unshare(client, alice, shared[0], users=[bob.user.name])
+    await share(client, alice, refused["path"], users=[bob.user.name])
+    assert bob.s3.can_get(BUCKET, refused_key)
+
+
 async def test_three_hundred_shares_overflow_and_shrink_back(
     client: httpx.AsyncClient, services: Any, alice: Owner, bob: Target
 ) -> None:

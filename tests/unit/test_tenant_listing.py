@@ -79,9 +79,9 @@ def test_kept_listing_is_the_rendered_one_for_every_caller_until_something_moves
         return {n: ListingRow(n.title(), None, None, None, n in stewards[user]) for n in names}
 
     renderer = ListingRenderer()
-    renderer.render(names, groups, meta_for("ann"), "ann")
+    snapshot = renderer.build(names, groups, meta_for("ann"))
     always = lambda _fetched_at: True  # noqa: E731
-    renderer.keep("fp1", 7, 0.0)
+    renderer.keep(snapshot, "fp1", 7, 0.0)
     for user in stewards:
         reused = renderer.reuse("fp1", 7, always, user, stewards[user] | {"unknown"})
         assert reused == expected(names, groups, meta_for(user), user)
@@ -91,6 +91,3 @@ def test_kept_listing_is_the_rendered_one_for_every_caller_until_something_moves
     assert renderer.reuse("fp2", 7, always, "ann", set()) is None
     assert renderer.reuse("fp1", 8, always, "ann", set()) is None
     assert renderer.reuse("fp1", 7, lambda _fetched_at: False, "ann", set()) is None
-    # A new render forgets the kept listing until it is kept again.
-    renderer.render(names, groups, meta_for("ann"), "ann")
-    assert renderer.reuse("fp1", 7, always, "ann", set()) is None

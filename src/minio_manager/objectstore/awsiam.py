@@ -25,7 +25,13 @@ import httpx
 from minio_manager.objectstore.awsclients import AwsClients, absent_ok, call
 from minio_manager.objectstore.awss3 import S3Data
 from minio_manager.objectstore.errors import StoreRejected, StoreUnavailable
-from minio_manager.objectstore.port import AccessKey, StoreGroup, StoreObject, StoreUser
+from minio_manager.objectstore.port import (
+    AWS_MAX_ATTACHMENTS,
+    AccessKey,
+    StoreGroup,
+    StoreObject,
+    StoreUser,
+)
 from minio_manager.objectstore.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -74,8 +80,10 @@ class AwsIamStore:
         timeout_seconds: float = 30.0,
         max_connections: int = 64,
         policy_max_bytes: int = 20_480,
+        policy_max_attachments: int | None = AWS_MAX_ATTACHMENTS,
     ) -> None:
         self.policy_max_bytes = policy_max_bytes
+        self.policy_max_attachments = policy_max_attachments
         self._clients = AwsClients(
             endpoint,
             access_key,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from minio_manager.config import Settings
 from minio_manager.objectstore.minio import MinioStore
-from minio_manager.objectstore.port import ObjectStore
+from minio_manager.objectstore.port import AWS_MAX_ATTACHMENTS, ObjectStore
 from minio_manager.observability.instrument import instrument_http_client, object_store_operation
 
 
@@ -25,6 +25,7 @@ def build_store(settings: Settings) -> ObjectStore:
             timeout_seconds=settings.minio_timeout_seconds,
             max_connections=settings.minio_max_connections,
             policy_max_bytes=settings.policy_max_bytes,
+            policy_max_attachments=settings.policy_max_attachments or AWS_MAX_ATTACHMENTS,
         )
     minio = MinioStore(
         settings.object_store_endpoint,
@@ -33,6 +34,7 @@ def build_store(settings: Settings) -> ObjectStore:
         timeout_seconds=settings.minio_timeout_seconds,
         max_connections=settings.minio_max_connections,
         policy_max_bytes=settings.policy_max_bytes,
+        policy_max_attachments=settings.policy_max_attachments or None,
         pool_wait_seconds=settings.pool_wait_seconds,
     )
     instrument_http_client(minio.http, "object_store", object_store_operation)

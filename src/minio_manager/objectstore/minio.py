@@ -103,6 +103,7 @@ class MinioStore:
         timeout_seconds: float = 30.0,
         max_connections: int = 64,
         policy_max_bytes: int = 20_480,
+        policy_max_attachments: int | None = None,
         pool_wait_seconds: float = 30.0,
     ) -> None:
         self._base = endpoint.rstrip("/")
@@ -111,6 +112,7 @@ class MinioStore:
         self._access_key = access_key
         self._secret_key = secret_key
         self.policy_max_bytes = policy_max_bytes
+        self.policy_max_attachments = policy_max_attachments
         # Each madmin cipher call holds 64 MiB (Argon2id) for its duration: bound how many run
         # at once so a burst of first logins cannot balloon memory.
         self._cipher_slots = asyncio.Semaphore(CIPHER_CONCURRENCY)

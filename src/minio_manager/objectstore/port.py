@@ -52,10 +52,17 @@ class StoreObject:
     body: bytes = field(default=b"", repr=False)
 
 
+AWS_MAX_ATTACHMENTS = 10
+"""Managed policies the AWS IAM API lets one user or group have attached (SeaweedFS 4.48 too:
+``LimitExceeded`` on the 11th)."""
+
+
 class ObjectStore(Protocol):
     """Users, groups, named policies and attachments, buckets and marker objects."""
 
     policy_max_bytes: int
+    policy_max_attachments: int | None
+    """Policies one user or group may have attached, or None when the store sets no limit."""
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -384,6 +384,7 @@ class _TrackingStore:
         self._inner = inner
         self._cache = cache
         self.policy_max_bytes = inner.policy_max_bytes
+        self.policy_max_attachments = inner.policy_max_attachments
 
     async def _changing(
         self,

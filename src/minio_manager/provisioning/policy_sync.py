@@ -179,6 +179,13 @@ class PolicySync:
             return self._user_families(name, received)
         return self._group_families(name, received)
 
+    async def attachments_needed(self, conn: AsyncConnection, kind: str, name: str) -> int:
+        """How many documents a principal's families would place with the records ``conn``
+        sees (its own uncommitted share rows included): each is one attached policy."""
+        chosen = self.families(kind, name, await self._received(conn, kind, name))
+        written = await documents.load(conn, [f.base for f in chosen])
+        return sum(len(self._place(f, written.get(f.base, Written())).documents) for f in chosen)
+
     def repair_plan(self, family: Family, written: Written) -> _Update:
         """What a ``repair`` places for ``family`` given its record (``due`` left empty: the
         store's copies decide it)."""

@@ -29,13 +29,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from minio_manager.audit import store as audit
 from minio_manager.db.engine import transaction
 from minio_manager.errors import (
     GovernanceViolation,
     GroupOperationError,
+    ShareLimitExceeded,
     UserOperationError,
 )
 from minio_manager.governance.layout import GLOBAL_GROUP, Layout, read_only_group
@@ -306,6 +307,7 @@ class SharingService:
             previous = await store.grant(
                 conn, owner=actor, path=path, targets=targets, level=level, actor=actor
             )
+            await self._within_attachment_limit(conn, targets)
             for (kind, name), before in previous.items():
                 await audit.record(
                     conn,
@@ -320,6 +322,27 @@ class SharingService:
                     },
                 )
             await outbox.bump(conn, targets)
+
+    async def _within_attachment_limit(
+        self, conn: AsyncConnection, targets: Sequence[Principal]
+    ) -> None:
+        """Refuse (409, the transaction rolled back) a share some target's store could not
+        enforce: on the AWS IAM API a user or group holds at most 10 attached policies, and a
+        recorded share that needs an 11th would stay pending for ever (docs/backends.md)."""
+        limit = self._store.policy_max_attachments
+        if limit is None:
+            return
+        over = [
+            f"{kind} {_shown(name)}"
+            for kind, name in targets
+            if await self._policies.attachments_needed(conn, kind, name) > limit
+        ]
+        if over:
+            raise ShareLimitExceeded(
+                f"{', '.join(over)} would need more than {limit} attached policies, the object"
+                " store's limit; nothing was shared (unshare something first, or raise"
+                " POLICY_MAX_BYTES where the store takes larger documents)"
+            )
 
     async def unshare(
         self, actor: str, raw_path: str, users: Iterable[str], groups: Iterable[str]

@@ -45,78 +45,45 @@ class _Rendered:
 
 
 @dataclass(frozen=True)
-class _Kept:
-    fingerprint: str
-    stamp: int
-    fetched_at: float  # the oldest group entry it was built from
-    index: dict[str, int]  # tenant -> position
+class Snapshot:
+    """A whole listing as every caller sees it but for their two flags."""
+
+    names: Sequence[str]
+    heads: list[bytes]  # each summary's JSON up to the flags
     parts: list[bytes]  # each summary with both flags false
+    index: dict[str, int]  # tenant -> position
     member_of: dict[str, tuple[int, ...]]  # user -> positions of the tenants they are in
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A snapshot and what it was built from (see ``ListingRenderer.reuse``)."""
+
+    snapshot: Snapshot
+    fingerprint: str
+    stamp: int
+    fetched_at: float  # the oldest group entry it was built from
+
+
 class ListingRenderer:
-    """Per-process cache of rendered summaries; entries of vanished tenants are dropped."""
+    """Per-process cache of rendered summaries (entries of vanished tenants are dropped) and
+    of the last whole listing."""
 
     def __init__(self) -> None:
         self._rendered: dict[str, _Rendered] = {}
-        self._names: Sequence[str] = ()
-        self._kept: _Kept | None = None
+        self.kept: Kept | None = None
 
-    def keep(self, fingerprint: str, stamp: int, fetched_at: float) -> None:
-        """Keep the listing just rendered, built from rows with ``fingerprint`` and group
-        entries read at ``stamp``, the oldest fetched at ``fetched_at``."""
-        names, rendered = self._names, self._rendered
-        member_of: dict[str, list[int]] = {}
-        for position, name in enumerate(names):
-            for user in rendered[name].members:
-                member_of.setdefault(user, []).append(position)
-        self._kept = _Kept(
-            fingerprint,
-            stamp,
-            fetched_at,
-            {name: position for position, name in enumerate(names)},
-            [rendered[name].head + _FLAGS[(False, False)] for name in names],
-            {user: tuple(positions) for user, positions in member_of.items()},
-        )
-
-    def reuse(
-        self,
-        fingerprint: str | None,
-        stamp: int,
-        fresh: Callable[[float], bool],
-        user: str,
-        stewarded: Collection[str],
-    ) -> bytes | None:
-        """The kept listing as ``user`` sees it, or None when it may be out of date."""
-        kept = self._kept
-        if (
-            kept is None
-            or fingerprint != kept.fingerprint
-            or stamp != kept.stamp
-            or not fresh(kept.fetched_at)
-        ):
-            return None
-        parts = kept.parts
-        member = kept.member_of.get(user, ())
-        steward = [kept.index[t] for t in stewarded if t in kept.index]
-        if member or steward:
-            parts = list(parts)
-            for position in {*member, *steward}:
-                head = self._rendered[self._names[position]].head
-                parts[position] = head + _FLAGS[(position in member, position in steward)]
-        return b"[" + b",".join(parts) + b"]"
-
-    def render(
+    def build(
         self,
         names: Sequence[str],
         groups: Mapping[str, StoreGroup | None],
         metadata: Mapping[str, ListingRow],
-        user: str,
-    ) -> bytes:
-        """The JSON list of summaries of ``names`` (in that order) as ``user`` sees them."""
+    ) -> Snapshot:
+        """The summaries of ``names`` (in that order); ``ListingRow.stewarded`` is ignored."""
         kept: dict[str, _Rendered] = {}
-        parts: list[bytes] = []
-        for name in names:
+        heads: list[bytes] = []
+        member_of: dict[str, list[int]] = {}
+        for position, name in enumerate(names):
             rw, ro = groups.get(name), groups.get(read_only_group(name))
             row = metadata.get(name)
             fields = tuple(row[:4]) if row is not None else None
@@ -129,10 +96,65 @@ class ListingRenderer:
             ):
                 found = _render(name, rw, ro, row)
             kept[name] = found
-            steward = row.stewarded if row is not None else False
-            parts.append(found.head + _FLAGS[(user in found.members, bool(steward))])
-        self._rendered, self._names, self._kept = kept, names, None
+            heads.append(found.head)
+            for user in found.members:
+                member_of.setdefault(user, []).append(position)
+        self._rendered = kept
+        return Snapshot(
+            names,
+            heads,
+            [head + _FLAGS[(False, False)] for head in heads],
+            {name: position for position, name in enumerate(names)},
+            {user: tuple(positions) for user, positions in member_of.items()},
+        )
+
+    @staticmethod
+    def splice(snapshot: Snapshot, user: str, stewarded: Collection[str]) -> bytes:
+        """The JSON list as ``user``, steward of ``stewarded``, sees it."""
+        parts = snapshot.parts
+        member = snapshot.member_of.get(user, ())
+        steward = {snapshot.index[t] for t in stewarded if t in snapshot.index}
+        if member or steward:
+            parts = list(parts)
+            for position in {*member, *steward}:
+                flags = _FLAGS[(position in member, position in steward)]
+                parts[position] = snapshot.heads[position] + flags
         return b"[" + b",".join(parts) + b"]"
+
+    def render(
+        self,
+        names: Sequence[str],
+        groups: Mapping[str, StoreGroup | None],
+        metadata: Mapping[str, ListingRow],
+        user: str,
+    ) -> bytes:
+        """The JSON list of summaries of ``names`` (in that order) as ``user`` sees them."""
+        stewarded = [name for name, row in metadata.items() if row.stewarded]
+        return self.splice(self.build(names, groups, metadata), user, stewarded)
+
+    def keep(self, snapshot: Snapshot, fingerprint: str, stamp: int, fetched_at: float) -> None:
+        """Keep ``snapshot``, built from rows with ``fingerprint`` and group entries read at
+        ``stamp``, the oldest fetched at ``fetched_at``."""
+        self.kept = Kept(snapshot, fingerprint, stamp, fetched_at)
+
+    def reuse(
+        self,
+        fingerprint: str | None,
+        stamp: int,
+        fresh: Callable[[float], bool],
+        user: str,
+        stewarded: Collection[str],
+    ) -> bytes | None:
+        """The kept listing as ``user`` sees it, or None when it may be out of date."""
+        kept = self.kept
+        if (
+            kept is None
+            or fingerprint != kept.fingerprint
+            or stamp != kept.stamp
+            or not fresh(kept.fetched_at)
+        ):
+            return None
+        return self.splice(kept.snapshot, user, stewarded)
 
 
 def _render(

@@ -19,6 +19,7 @@ deleted group in the store without its policies and twin.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
@@ -55,7 +56,7 @@ from minio_manager.provisioning.membership import GroupMembership, hold_group_lo
 from minio_manager.provisioning.outbox import Principal
 from minio_manager.provisioning.reconciler import Enforcer
 from minio_manager.tenants import store
-from minio_manager.tenants.listing import ListingRenderer
+from minio_manager.tenants.listing import ListingRenderer, Snapshot
 from minio_manager.tenants.schemas import (
     AccessLevel,
     TenantDetail,
@@ -143,6 +144,8 @@ class TenantService:
         self._enforcer = enforcer
         self._fast = fast
         self._listing = ListingRenderer()
+        self._rebuild_now: asyncio.Task[Snapshot] | None = None
+        self._rebuild_next: asyncio.Task[Snapshot] | None = None
         self._engine = engine
         self._store = store_
         self._membership = membership
@@ -279,31 +282,62 @@ class TenantService:
     # -- reads ------------------------------------------------------------------------------
     async def list_tenants(self, caller: Caller) -> bytes:
         """Every tenant whose group exists, with counts and the caller's flags, as the JSON
-        body: the kept listing when nothing it was built from changed (one row read), else
-        one statement (names the service knows, ``tenants/register.py``, with metadata) +
-        cached groups, rendered by ``ListingRenderer`` (why: see there)."""
+        body: the kept listing when nothing it was built from changed (one row read), else a
+        rebuild shared with every caller waiting for one (``_rebuilt``)."""
         user = caller.username
         state = await store.listing_state(self._fast, user)
         await self._membership.listen()
-        stamp = self._membership.stamp
         body = self._listing.reuse(
-            state.fingerprint, stamp, self._membership.fresh, user, state.stewarded
+            state.fingerprint, self._membership.stamp, self._membership.fresh, user, state.stewarded
         )
         metrics.cache_lookup("tenant_listing", hit=body is not None)
         if body is not None:
             return body
-        listing = await store.listing(self._fast, user)
+        return self._listing.splice(await self._rebuilt(), user, state.stewarded)
+
+    async def _rebuilt(self) -> Snapshot:
+        """A listing from a rebuild that started after this call arrived. Callers arriving
+        while one runs share the next one, so a burst after a change costs two rebuilds, not
+        one per caller (16 at once at 2 001 tenants queued for a second; issue 12)."""
+        if self._rebuild_now is None:
+            task = self._rebuild_now = self._spawn_rebuild(None)
+        else:
+            if self._rebuild_next is None:
+                self._rebuild_next = self._spawn_rebuild(self._rebuild_now)
+            task = self._rebuild_next
+        # shield: a caller that goes away does not cancel the rebuild the others wait for.
+        return await asyncio.shield(task)
+
+    def _spawn_rebuild(self, after: asyncio.Task[Snapshot] | None) -> asyncio.Task[Snapshot]:
+        task = asyncio.get_running_loop().create_task(self._rebuild(after))
+        task.add_done_callback(self._rebuild_done)
+        return task
+
+    def _rebuild_done(self, task: asyncio.Task[Snapshot]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the callers got it through their shield
+        if self._rebuild_now is task:
+            self._rebuild_now, self._rebuild_next = self._rebuild_next, None
+
+    async def _rebuild(self, after: asyncio.Task[Snapshot] | None) -> Snapshot:
+        """One statement (names the service knows, ``tenants/register.py``, with metadata) +
+        cached groups, built by ``ListingRenderer`` and kept when it can be reused."""
+        if after is not None:
+            await asyncio.wait([after])
+        await self._membership.listen()
+        # Read before the groups: a change made meanwhile makes the next call rebuild again.
+        stamp = self._membership.stamp
+        listing = await store.listing(self._fast, "")  # stewardships are spliced per caller
         metadata = listing.rows
         groups = [n for t in metadata for n in (t, read_only_group(t))]
         infos = await self._membership.groups(groups)
         # A known tenant whose ``g`` is missing in the store is not one (any more).
         names = sorted(t for t in metadata if infos[t] is not None)
-        body = self._listing.render(names, infos, metadata, user)
+        snapshot = self._listing.build(names, infos, metadata)
         fetched_at = self._membership.fetched_at(groups)
         if listing.fingerprint is not None and fetched_at is not None:
-            # ``stamp`` was read before the groups: a change since makes the next call rebuild.
-            self._listing.keep(listing.fingerprint, stamp, fetched_at)
-        return body
+            self._listing.keep(snapshot, listing.fingerprint, stamp, fetched_at)
+        return snapshot
 
     async def detail(self, caller: Caller, tenant: str) -> TenantDetail:
         """Metadata, stewards, members, storage paths; e-mails only for insiders (SPEC FIX)."""
